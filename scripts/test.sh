@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine: setup, the Release
+# build's tests, then the same unit and golden tests under ASan + UBSan.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+jobs=$(nproc)
+
+echo "== format check"
+scripts/format.sh --check
+
+echo "== Release build and tests"
+scripts/build.sh build
+(cd build && ctest -j "$jobs" --output-on-failure)
+
+echo "== ASan + UBSan build and tests"
+CC=clang scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHEARTH_SANITIZE=ON
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest -j "$jobs" --output-on-failure)

@@ -1,0 +1,13 @@
+/* The hearth command line: one binary, one function per subcommand
+ * (tools/cmd_<name>.c). Each returns the process exit status: 0 on success,
+ * 1 on an error it has already printed, 2 on a usage error. */
+#ifndef HEARTH_TOOLS_CLI_H
+#define HEARTH_TOOLS_CLI_H
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+} cli_command;
+
+#endif
