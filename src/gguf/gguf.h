@@ -4,6 +4,12 @@
  * against the file size and for overflow; after it succeeds, every pointer the
  * accessors return lies inside the mapping. Strings are NOT NUL-terminated
  * (they point into the file): use gguf_str's len, or gguf_str_eq / gguf_str_dup.
+ * Also rejected: v1 and big-endian files, nested arrays, duplicate or empty
+ * keys and keys or tensor names containing NUL, more than 4 dims, negative
+ * dims, shapes whose non-zero dims multiply past INT64_MAX (so any partial
+ * product such as ne[1]*ne[2]*ne[3] is safe), rows that are not a whole number
+ * of blocks, alignment that is not a power of two, misaligned, out-of-file or
+ * overlapping tensor data. Lookups by key or tensor name are hash-indexed.
  *
  * The writer (gguf_writer_*) produces v3 files that other GGUF runtimes read. */
 #ifndef HEARTH_GGUF_H
@@ -70,7 +76,9 @@ typedef struct gguf_file gguf_file;
 
 /* Open and validate. On failure returns NULL and err says what and where. */
 gguf_file *gguf_open(const char *path, hearth_err *err);
-/* Same over a caller-owned buffer that must outlive the gguf_file (fuzzing, tests). */
+/* Same over a caller-owned buffer that must outlive the gguf_file (fuzzing,
+ * tests). Tensor data is then aligned relative to `data`, not absolutely.
+ * Errors from gguf_open start with the path; gguf_open_memory's do not. */
 gguf_file *gguf_open_memory(const void *data, size_t size, hearth_err *err);
 void gguf_close(gguf_file *f);
 
@@ -78,6 +86,8 @@ uint32_t gguf_version(const gguf_file *f);
 uint32_t gguf_alignment(const gguf_file *f);
 size_t gguf_file_size(const gguf_file *f);
 const char *gguf_path(const gguf_file *f); /* "" for memory files */
+/* Absolute file offset of the data section (tensor offsets count from here). */
+uint64_t gguf_data_offset(const gguf_file *f);
 
 /* Metadata. */
 uint64_t gguf_n_kv(const gguf_file *f);
@@ -85,6 +95,8 @@ const gguf_kv *gguf_kv_at(const gguf_file *f, uint64_t i);
 const gguf_kv *gguf_find(const gguf_file *f, const char *key); /* NULL if absent */
 bool gguf_has(const gguf_file *f, const char *key);
 const char *gguf_vtype_name(gguf_vtype t);
+/* The value of a string entry ({"", 0} when kv is not a string). */
+gguf_str gguf_kv_str(const gguf_kv *kv);
 
 /* Typed getters: 0 on success; -1 when the key is missing or has a type that
  * cannot hold the value (the message names the key, the expected and the found
@@ -117,7 +129,9 @@ int64_t gguf_tensor_n_elements(const gguf_tensor *t);
 bool gguf_str_eq(gguf_str s, const char *c);
 char *gguf_str_dup(gguf_str s); /* malloc'd, NUL-terminated; NULL on OOM */
 
-/* Writer: collects metadata and tensors in memory, then writes a v3 file. */
+/* Writer: collects metadata and tensors in memory, then writes a v3 file
+ * (alignment 32) to PATH.tmp and renames it over PATH. Setting a key again
+ * replaces its value. The set_* functions return -1 on bad arguments or OOM. */
 typedef struct gguf_writer gguf_writer;
 gguf_writer *gguf_writer_new(void);
 void gguf_writer_free(gguf_writer *w);
@@ -126,6 +140,8 @@ int gguf_writer_set_i32(gguf_writer *w, const char *key, int32_t v);
 int gguf_writer_set_f32(gguf_writer *w, const char *key, float v);
 int gguf_writer_set_bool(gguf_writer *w, const char *key, bool v);
 int gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
+/* Any scalar type (not string/array); `value` holds the bytes as in the file. */
+int gguf_writer_set_val(gguf_writer *w, const char *key, gguf_vtype t, const void *value);
 /* Numeric array of n elements of type t, values packed as in the file. */
 int gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_vtype t, const void *data,
                         uint64_t n);
@@ -136,6 +152,10 @@ int gguf_writer_copy_kv(gguf_writer *w, const gguf_file *f, bool (*skip)(const c
 /* Adds a tensor; `data` (nbytes for the shape and type) is copied. */
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, ht_type type, uint32_t n_dims,
                            const int64_t *ne, const void *data, hearth_err *err);
+/* Same without the copy: `data` must stay valid until gguf_writer_write
+ * (for converting files larger than memory would hold twice). */
+int gguf_writer_add_tensor_ref(gguf_writer *w, const char *name, ht_type type, uint32_t n_dims,
+                               const int64_t *ne, const void *data, hearth_err *err);
 int gguf_writer_write(gguf_writer *w, const char *path, hearth_err *err);
 
 #endif

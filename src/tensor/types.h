@@ -51,11 +51,19 @@ const ht_type_info *ht_type_get(uint32_t type);
  * the block size or the size overflows. */
 int ht_row_size(uint32_t type, int64_t n, size_t *out, hearth_err *err);
 
-/* Dequantize n elements (a multiple of the block size) of `src` to F32. */
+/* Dequantize n elements (a multiple of the block size) of `src` to F32.
+ * Handles every type whose info says can_compute (F32, F16, BF16, F64, I8..I64,
+ * Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K..Q6_K, Q8_K, IQ4_NL, IQ4_XS); for
+ * any other type it writes NaN. `src` needs no alignment. */
 void ht_dequantize_row(ht_type type, const void *src, float *dst, int64_t n);
 
 /* Quantize n elements to `type` (reference quantizers, used by the GGUF writer
- * and `hearth quantize`). Returns -1 for types without a quantizer. */
+ * and `hearth quantize`). Returns -1 for types without a quantizer or when n
+ * is not a multiple of the block size. Quantizers: F32, F16, BF16, Q4_0, Q4_1,
+ * Q5_0, Q5_1, Q8_0, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K. They follow the
+ * reference algorithms (no importance matrix) and reproduce the bytes of the
+ * files the reference runtime writes; non-finite inputs give finite garbage,
+ * never undefined behaviour. */
 int ht_quantize_row(ht_type type, const float *src, void *dst, int64_t n);
 
 /* IEEE half and bfloat16 conversions. */
