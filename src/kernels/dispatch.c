@@ -1,0 +1,141 @@
+/* Chooses the kernel variant once, at the first call, and forwards to it.
+ * HEARTH_KERNELS=ref forces the portable reference kernels. */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "kernels/ref.h"
+
+typedef struct variant {
+    const kern_ops *ops;
+    bool (*supported)(void); /* NULL: always */
+} variant;
+
+/* Slowest first; the default is the last one the CPU supports. */
+static const variant variants[] = {
+    {&kern_ops_ref, NULL},
+    {&kern_ops_avx2, kern_avx2_supported},
+};
+#define N_VARIANTS (sizeof(variants) / sizeof(variants[0]))
+
+static const kern_ops *active;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static bool usable(const variant *v) {
+    return !v->supported || v->supported();
+}
+
+static void choose(void) {
+    const char *want = getenv("HEARTH_KERNELS");
+    active = &kern_ops_ref;
+    if (want && *want) { /* a named variant; unknown or unsupported names give ref */
+        for (size_t i = 0; i < N_VARIANTS; i++)
+            if (!strcmp(variants[i].ops->name, want) && usable(&variants[i]))
+                active = variants[i].ops;
+        return;
+    }
+    for (size_t i = 0; i < N_VARIANTS; i++)
+        if (usable(&variants[i])) active = variants[i].ops;
+}
+
+static const kern_ops *ops(void) {
+    pthread_once(&once, choose);
+    return active;
+}
+
+const char *kern_name(void) {
+    return ops()->name;
+}
+
+int kern_select(const char *name, hearth_err *err) {
+    ops();
+    for (size_t i = 0; i < N_VARIANTS; i++)
+        if (!strcmp(variants[i].ops->name, name)) {
+            if (!usable(&variants[i]))
+                return hearth_errf(err, "kernels: variant '%s' is not supported by this CPU", name);
+            active = variants[i].ops;
+            return 0;
+        }
+    return hearth_errf(err, "kernels: unknown variant '%s' (expected ref or avx2)", name);
+}
+
+int kern_mat_init(kern_mat *m, ht_type type, int64_t n_cols, int64_t n_rows, const void *data,
+                  hearth_err *err) {
+    const ht_type_info *ti = ht_type_get(type);
+    if (!ti || !ti->can_compute)
+        return hearth_errf(err, "matrix: type %d is not a weight type hearth computes with",
+                           (int)type);
+    if (n_cols <= 0 || n_rows <= 0 || n_rows > INT32_MAX)
+        return hearth_errf(err, "matrix: expected dimensions in [1, 2^31), found [%lld, %lld]",
+                           (long long)n_cols, (long long)n_rows);
+    size_t rb;
+    if (ht_row_size(type, n_cols, &rb, err) < 0) return -1;
+    if ((uint64_t)n_rows > SIZE_MAX / rb)
+        return hearth_errf(err, "matrix: %lld rows of %zu bytes overflow", (long long)n_rows, rb);
+    m->type = type;
+    m->n_cols = n_cols;
+    m->n_rows = n_rows;
+    m->row_bytes = rb;
+    m->data = data;
+    return 0;
+}
+
+void kern_matmul(tp_pool *pool, const kern_mat *w, const float *x, size_t ldx, float *y, size_t ldy,
+                 int n_tok) {
+    ops()->matmul(pool, w, x, ldx, y, ldy, n_tok);
+}
+
+void kern_rmsnorm(float *y, const float *x, const float *w, int n, int n_tok, float eps) {
+    ops()->rmsnorm(y, x, w, n, n_tok, eps);
+}
+
+void kern_softmax(float *x, int n) {
+    ops()->softmax(x, n);
+}
+
+void kern_swiglu(float *out, const float *gate, const float *up, int64_t n) {
+    ops()->swiglu(out, gate, up, n);
+}
+
+void kern_rope(const kern_rope_params *p, float *x, size_t ld, int n_tok, int n_head, int head_dim,
+               const int32_t *pos) {
+    ops()->rope(p, x, ld, n_tok, n_head, head_dim, pos);
+}
+
+void kern_attention(tp_pool *pool, const kern_attn *a) {
+    ops()->attention(pool, a);
+}
+
+/* Small ops without variants. */
+
+void kern_get_row(const kern_mat *w, int64_t row, float *out) {
+    const uint8_t *src = (const uint8_t *)w->data + (size_t)row * w->row_bytes;
+    if (w->type == HT_F32)
+        memcpy(out, src, sizeof(float) * (size_t)w->n_cols);
+    else
+        ht_dequantize_row(w->type, src, out, w->n_cols);
+}
+
+void kern_add(float *y, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+void kern_add_bias(float *y, const float *b, int n, int n_tok) {
+    for (int t = 0; t < n_tok; t++) kern_add(y + (size_t)t * n, b, n);
+}
+
+kern_rope_params kern_rope_default(kern_rope_mode mode, int n_rot, float freq_base) {
+    kern_rope_params p = {
+        .mode = mode,
+        .n_rot = n_rot,
+        .freq_base = freq_base,
+        .freq_factors = NULL,
+        .freq_scale = 1.0f,
+        .ext_factor = 0.0f,
+        .attn_factor = 1.0f,
+        .corr_dims = {0, 0},
+    };
+    return p;
+}

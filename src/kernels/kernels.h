@@ -1,0 +1,162 @@
+/* Compute kernels: the operations a forward pass is made of.
+ *
+ * Every op has a portable reference implementation (ref.c), the truth the
+ * golden tests hold against float64: activations in F32, weights
+ * dequantized row by row into F32, F32 accumulation. Faster variants must
+ * agree with it: "avx2" (avx2.c, x86-64 with AVX2+FMA+F16C) rounds
+ * activations to 8-bit blocks for Q8_0/Q4_0/Q4_K/Q6_K weights and uses
+ * integer dot products (the golden tests' "fast" tier); AVX-512 and NEON
+ * variants would slot into dispatch.c the same way. The variant is chosen
+ * once, at the first call into this module: the environment variable
+ * HEARTH_KERNELS=NAME forces a variant ("ref": the reference kernels; an
+ * unknown or unsupported name also gives ref, the safe choice); otherwise the
+ * fastest one the CPU supports is used. Callers just call kern_* below.
+ *
+ * Layout conventions (shapes in comments are [outer][inner]):
+ *   activations: one row per token, row-major, F32: x[n_tok][n].
+ *   weights: a kern_mat, as GGUF stores it: n_rows rows of n_cols elements
+ *   (ne[1] = n_rows = outputs, ne[0] = n_cols = inputs), each row
+ *   row_bytes long in the weight's own type; used in place from the mapping.
+ *
+ * Multi-threaded ops take a tp_pool (NULL = run on the caller). */
+#ifndef HEARTH_KERNELS_H
+#define HEARTH_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "base/threadpool.h"
+#include "tensor/types.h"
+
+/* A weight matrix W[n_rows][n_cols] in any type ht_type_get(type)->can_compute. */
+typedef struct kern_mat {
+    ht_type type;
+    int64_t n_cols;   /* inputs: ne[0], a multiple of the type's block size */
+    int64_t n_rows;   /* outputs: ne[1] */
+    size_t row_bytes; /* bytes of one row */
+    const void *data; /* n_rows * row_bytes bytes */
+} kern_mat;
+
+/* Fills m for `data` of shape [n_rows][n_cols]; -1 if n_cols does not fit the
+ * type's blocks or sizes overflow. */
+int kern_mat_init(kern_mat *m, ht_type type, int64_t n_cols, int64_t n_rows, const void *data,
+                  hearth_err *err);
+
+/* Name of the active variant ("ref", ...). */
+const char *kern_name(void);
+/* Force a variant by name (tests, benchmarks); -1 if unknown/unsupported.
+ * Not thread-safe with kernels running. */
+int kern_select(const char *name, hearth_err *err);
+
+/* y[t][r] = sum_c W[r][c] * x[t][c]   for t < n_tok, r < n_rows.
+ * x: [n_tok][n_cols] with row stride ldx floats (>= n_cols);
+ * y: [n_tok][n_rows] with row stride ldy floats (>= n_rows).
+ * Each weight row is dequantized once per call and used for every token;
+ * rows are split over the pool. x and y must not overlap. Token t's result
+ * does not depend on the thread count nor on the other tokens of the call:
+ * a batched prefill and one-token decode agree bitwise. */
+void kern_matmul(tp_pool *pool, const kern_mat *w, const float *x, size_t ldx, float *y, size_t ldy,
+                 int n_tok);
+
+/* out[i] = row `row` of W as F32 (n_cols floats): an embedding lookup. */
+void kern_get_row(const kern_mat *w, int64_t row, float *out);
+
+/* y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w   for n_tok rows of n floats.
+ * w may be NULL (no scale). y may equal x. */
+void kern_rmsnorm(float *y, const float *x, const float *w, int n, int n_tok, float eps);
+
+/* In place, numerically stable: x = exp(x - max) / sum. */
+void kern_softmax(float *x, int n);
+
+/* out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)). out may alias gate or up. */
+void kern_swiglu(float *out, const float *gate, const float *up, int64_t n);
+
+/* y[i] += x[i]. */
+void kern_add(float *y, const float *x, int64_t n);
+
+/* y[t][i] += b[i] for n_tok rows of n (row stride n): a bias. */
+void kern_add_bias(float *y, const float *b, int n, int n_tok);
+
+/* Rotary position embedding, in place.
+ *
+ * x: [n_tok] rows with stride ld floats, each holding n_head heads of
+ * head_dim floats; the first n_rot dimensions of each head are rotated, the
+ * rest kept. Token t is at position pos[t].
+ * Pair i (i < n_rot/2) rotates by angle pos * theta_i with
+ *   theta_i = freq_base^(-2i/n_rot) / freq_factors[i]   (freq_factors may be NULL),
+ * and the pair is (2i, 2i+1) in KERN_ROPE_NORM (llama) or (i, i + n_rot/2)
+ * in KERN_ROPE_NEOX (qwen2, deepseek2).
+ *
+ * YaRN (deepseek2): freq_scale = 1/factor (1 = off), ext_factor (0 = off),
+ * corr_dims = the [low, high] dimension range of the ramp, attn_factor the
+ * magnitude scale (1 = off). With ext_factor 0 and freq_scale 1 this is plain
+ * RoPE. As in the reference runtime: theta_interp = freq_scale * theta_extrap,
+ * ramp = ext_factor * (1 - clamp((i - low) / max(0.001, high - low), 0, 1)),
+ * theta = theta_interp * (1 - ramp) + theta_extrap * ramp, and when
+ * ext_factor != 0 the magnitude is attn_factor * (1 + 0.1 ln(1/freq_scale)),
+ * else attn_factor. */
+typedef enum kern_rope_mode { KERN_ROPE_NORM = 0, KERN_ROPE_NEOX = 2 } kern_rope_mode;
+typedef struct kern_rope_params {
+    kern_rope_mode mode;
+    int n_rot;                 /* rotated dimensions per head, even, <= head_dim */
+    float freq_base;           /* theta, e.g. 10000 */
+    const float *freq_factors; /* [n_rot/2] or NULL (Llama 3.1 rope_freqs.weight) */
+    float freq_scale;          /* YaRN: 1/factor; 1 when unused */
+    float ext_factor;          /* YaRN: 0 when unused */
+    float attn_factor;         /* YaRN magnitude; 1 when unused */
+    float corr_dims[2];        /* YaRN ramp range */
+} kern_rope_params;
+
+/* Plain RoPE parameters (no YaRN, no factors). */
+kern_rope_params kern_rope_default(kern_rope_mode mode, int n_rot, float freq_base);
+
+void kern_rope(const kern_rope_params *p, float *x, size_t ld, int n_tok, int n_head, int head_dim,
+               const int32_t *pos);
+
+/* Causal multi-head attention of a batch of queries over a KV cache (GQA/MQA:
+ * query head h reads kv head h / (n_head / n_head_kv)).
+ *
+ *   q:   [n_tok] rows, stride ldq, each n_head heads of head_dim_k floats
+ *   k:   [n_kv] cache rows, stride ldk, each n_head_kv heads of head_dim_k
+ *   v:   [n_kv] cache rows, stride ldv, each n_head_kv heads of head_dim_v
+ *   out: [n_tok] rows, stride ldo, each n_head heads of head_dim_v
+ * Query t attends to cache positions 0..pos[t] (inclusive; pos[t] < n_kv):
+ *   out = softmax(scale * q.k) . v
+ * scratch: tp_n_threads(pool) * n_kv floats. */
+typedef struct kern_attn {
+    int n_tok, n_kv;
+    int n_head, n_head_kv;
+    int head_dim_k, head_dim_v;
+    float scale;
+    const int32_t *pos;
+    const float *q;
+    size_t ldq;
+    const float *k;
+    size_t ldk;
+    const float *v;
+    size_t ldv;
+    float *out;
+    size_t ldo;
+    float *scratch;
+} kern_attn;
+
+void kern_attention(tp_pool *pool, const kern_attn *a);
+
+/* The table a variant provides (dispatch.c). Internal to the kernels module
+ * and its tests; callers use the kern_* functions. */
+typedef struct kern_ops {
+    const char *name;
+    void (*matmul)(tp_pool *pool, const kern_mat *w, const float *x, size_t ldx, float *y,
+                   size_t ldy, int n_tok);
+    void (*rmsnorm)(float *y, const float *x, const float *w, int n, int n_tok, float eps);
+    void (*softmax)(float *x, int n);
+    void (*swiglu)(float *out, const float *gate, const float *up, int64_t n);
+    void (*rope)(const kern_rope_params *p, float *x, size_t ld, int n_tok, int n_head,
+                 int head_dim, const int32_t *pos);
+    void (*attention)(tp_pool *pool, const kern_attn *a);
+} kern_ops;
+
+extern const kern_ops kern_ops_ref;
+
+#endif

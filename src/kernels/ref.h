@@ -1,0 +1,23 @@
+/* The reference kernels by name, for variants that reuse some of them
+ * (inside the kernels module only). */
+#ifndef HEARTH_KERNELS_REF_H
+#define HEARTH_KERNELS_REF_H
+
+#include <stdbool.h>
+
+#include "kernels/kernels.h"
+
+void kern_ref_matmul(tp_pool *pool, const kern_mat *w, const float *x, size_t ldx, float *y,
+                     size_t ldy, int n_tok);
+void kern_ref_rmsnorm(float *y, const float *x, const float *w, int n, int n_tok, float eps);
+void kern_ref_softmax(float *x, int n);
+void kern_ref_swiglu(float *out, const float *gate, const float *up, int64_t n);
+void kern_ref_rope(const kern_rope_params *p, float *x, size_t ld, int n_tok, int n_head,
+                   int head_dim, const int32_t *pos);
+void kern_ref_attention(tp_pool *pool, const kern_attn *a);
+
+/* The AVX2 variant (avx2.c) and whether this CPU can run it. */
+extern const kern_ops kern_ops_avx2;
+bool kern_avx2_supported(void);
+
+#endif
