@@ -156,6 +156,14 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, ht_type type, uint3
  * (for converting files larger than memory would hold twice). */
 int gguf_writer_add_tensor_ref(gguf_writer *w, const char *name, ht_type type, uint32_t n_dims,
                                const int64_t *ne, const void *data, hearth_err *err);
+/* Same with the data produced while the file is written, so a file larger
+ * than memory can be written: gen(ud, row0, n_rows, dst, err) fills rows
+ * [row0, row0 + n_rows) (ne[1]*ne[2]*ne[3] rows of ne[0] elements of `type`,
+ * packed) into dst and returns 0, or -1 with a message to abort the write.
+ * The writer calls it in row order, a few MiB at a time. */
+typedef int (*gguf_gen_fn)(void *ud, int64_t row0, int64_t n_rows, void *dst, hearth_err *err);
+int gguf_writer_add_tensor_gen(gguf_writer *w, const char *name, ht_type type, uint32_t n_dims,
+                               const int64_t *ne, gguf_gen_fn gen, void *ud, hearth_err *err);
 int gguf_writer_write(gguf_writer *w, const char *path, hearth_err *err);
 
 #endif

@@ -24,7 +24,10 @@ typedef struct wtensor {
     uint32_t n_dims;
     int64_t ne[GGUF_MAX_DIMS];
     const void *data;
-    void *owned; /* data when the writer holds a copy, else NULL */
+    void *owned;     /* data when the writer holds a copy, else NULL */
+    gguf_gen_fn gen; /* data made at write time (then data is NULL) */
+    void *gen_ud;
+    size_t row_size;
     size_t nbytes;
     uint64_t offset;
 } wtensor;
@@ -235,7 +238,8 @@ int gguf_writer_copy_kv(gguf_writer *w, const gguf_file *f, bool (*skip)(const c
 }
 
 static int add_tensor(gguf_writer *w, const char *name, ht_type type, uint32_t n_dims,
-                      const int64_t *ne, const void *data, bool copy, hearth_err *err) {
+                      const int64_t *ne, const void *data, bool copy, gguf_gen_fn gen, void *ud,
+                      hearth_err *err) {
     if (!w || !name || !name[0]) return hearth_errf(err, "tensor: expected a non-empty name");
     for (size_t i = 0; i < w->n_t; i++)
         if (strcmp(w->t[i].name, name) == 0)
@@ -261,7 +265,11 @@ static int add_tensor(gguf_writer *w, const char *name, ht_type type, uint32_t n
     uint64_t rows = (uint64_t)(t.ne[1] * t.ne[2] * t.ne[3]);
     if (rows && row > SIZE_MAX / rows) return hearth_errf(err, "tensor '%s': size overflows", name);
     t.nbytes = row * (size_t)rows;
-    if (t.nbytes && !data) return hearth_errf(err, "tensor '%s': no data", name);
+    t.row_size = row;
+    t.gen = gen;
+    t.gen_ud = ud;
+    if (gen) copy = false, data = NULL;
+    if (t.nbytes && !data && !gen) return hearth_errf(err, "tensor '%s': no data", name);
     if (w->n_t == w->cap_t) {
         size_t cap = w->cap_t ? 2 * w->cap_t : 64;
         wtensor *n = realloc(w->t, cap * sizeof *n);
@@ -284,12 +292,45 @@ static int add_tensor(gguf_writer *w, const char *name, ht_type type, uint32_t n
 
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, ht_type type, uint32_t n_dims,
                            const int64_t *ne, const void *data, hearth_err *err) {
-    return add_tensor(w, name, type, n_dims, ne, data, true, err);
+    return add_tensor(w, name, type, n_dims, ne, data, true, NULL, NULL, err);
 }
 
 int gguf_writer_add_tensor_ref(gguf_writer *w, const char *name, ht_type type, uint32_t n_dims,
                                const int64_t *ne, const void *data, hearth_err *err) {
-    return add_tensor(w, name, type, n_dims, ne, data, false, err);
+    return add_tensor(w, name, type, n_dims, ne, data, false, NULL, NULL, err);
+}
+
+int gguf_writer_add_tensor_gen(gguf_writer *w, const char *name, ht_type type, uint32_t n_dims,
+                               const int64_t *ne, gguf_gen_fn gen, void *ud, hearth_err *err) {
+    if (!gen) return hearth_errf(err, "tensor '%s': no generator", name ? name : "");
+    return add_tensor(w, name, type, n_dims, ne, NULL, false, gen, ud, err);
+}
+
+static int put_bytes(FILE *fp, const void *p, size_t n);
+
+/* Writes a generated tensor a chunk of rows at a time. -1: err says why
+ * (*gen_failed set when the generator itself failed). */
+static int put_generated(FILE *fp, const wtensor *t, bool *gen_failed, hearth_err *err) {
+    if (!t->nbytes) return 0;
+    uint64_t rows = t->nbytes / t->row_size;
+    size_t chunk = ((size_t)4 << 20) / t->row_size;
+    if (chunk < 1) chunk = 1;
+    if (chunk > rows) chunk = (size_t)rows;
+    uint8_t *buf = malloc(chunk * t->row_size);
+    if (!buf) return hearth_errf(err, "tensor '%s': out of memory", t->name);
+    int rc = 0;
+    for (uint64_t r = 0; r < rows && !rc; r += chunk) {
+        int64_t n = (int64_t)(rows - r < chunk ? rows - r : chunk);
+        if (t->gen(t->gen_ud, (int64_t)r, n, buf, err)) {
+            *gen_failed = true;
+            hearth_err_prefix(err, "tensor '%s'", t->name);
+            rc = -1;
+        } else if (put_bytes(fp, buf, (size_t)n * t->row_size)) {
+            rc = -1;
+        }
+    }
+    free(buf);
+    return rc;
 }
 
 static int put_bytes(FILE *fp, const void *p, size_t n) {
@@ -345,11 +386,19 @@ int gguf_writer_write(gguf_writer *w, const char *path, hearth_err *err) {
         long pos = ftell(fp);
         bad = pos < 0 || put_pad(fp, (uint64_t)pos);
     }
-    for (size_t i = 0; !bad && i < w->n_t; i++)
-        bad = put_bytes(fp, w->t[i].data, w->t[i].nbytes) || put_pad(fp, w->t[i].nbytes);
+    bool gen_failed = false;
+    for (size_t i = 0; !bad && i < w->n_t; i++) {
+        const wtensor *t = &w->t[i];
+        bad =
+            (t->gen ? put_generated(fp, t, &gen_failed, err) : put_bytes(fp, t->data, t->nbytes)) ||
+            put_pad(fp, t->nbytes);
+    }
     if (fclose(fp) != 0) bad = 1;
     if (bad) {
-        hearth_errf(err, "%s: write failed: %s", tmp, strerror(errno));
+        if (gen_failed)
+            hearth_err_prefix(err, "%s", tmp);
+        else
+            hearth_errf(err, "%s: write failed: %s", tmp, strerror(errno));
         remove(tmp);
         free(tmp);
         return -1;

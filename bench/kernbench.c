@@ -1,0 +1,78 @@
+/* Single-kernel timing: kern_matmul of one benchmark-shaped weight (default
+ * 1536 -> 8960, the qwen2-1.5b FFN up) for each weight type, ref and avx2 in
+ * the same run, on the calling thread only; reports thread CPU time of the
+ * fastest call (robust on a loaded machine) as GMAC/s and, for one token, GB/s of weights.
+ *   cc -O2 -Isrc bench/kernbench.c build-X/src/libhearth_kernels.a
+ *      build-X/src/libhearth_tensor.a build-X/src/libhearth_base.a -lm -lpthread
+ *   kernbench [n_tok...]
+ * KB_COPIES=N cycles through N copies of the weight (default 1: cache-warm;
+ * 16 copies of Q8_0 are ~230 MB, beyond any cache: the DRAM-bound decode). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/kernels.h"
+
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int main(int argc, char **argv) {
+    const int64_t C = 1536, R = 8960;
+    const ht_type types[] = {HT_F16, HT_Q8_0, HT_Q4_0, HT_Q5_0, HT_Q4_K, HT_Q6_K};
+    int toks[8] = {1, 64}, n_toks = 2;
+    if (argc > 1) {
+        n_toks = 0;
+        for (int i = 1; i < argc && n_toks < 8; i++) toks[n_toks++] = atoi(argv[i]);
+    }
+    int maxt = 1;
+    for (int i = 0; i < n_toks; i++)
+        if (toks[i] > maxt) maxt = toks[i];
+    float *x = malloc(sizeof(float) * C * maxt), *y = malloc(sizeof(float) * R * maxt);
+    for (int64_t i = 0; i < C * maxt; i++) x[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
+    hearth_err err;
+    for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
+        size_t rb;
+        if (ht_row_size(types[k], C, &rb, &err) < 0) continue;
+        const char *cs = getenv("KB_COPIES");
+        int copies = cs && atoi(cs) > 0 ? atoi(cs) : 1;
+        uint8_t *w = malloc(rb * R * copies);
+        for (size_t i = 0; i < rb * R * copies; i++) w[i] = (uint8_t)((i * 2654435761u) >> 13);
+        /* moderate F16 scales: overwrite every 2-byte field with a small f16 pattern is
+         * not needed for timing; only finite values matter for FP speed */
+        if (types[k] == HT_F16)
+            for (size_t i = 0; i < rb * R * copies / 2; i++)
+                ((uint16_t *)w)[i] = 0x3000 | (i & 0x3ff);
+        kern_mat m;
+        if (kern_mat_init(&m, types[k], C, R, w, &err) < 0) continue;
+        int cur = 0;
+        for (int ti = 0; ti < n_toks; ti++) {
+            int T = toks[ti];
+            for (int v = 0; v < 2; v++) {
+                if (kern_select(v ? "avx2" : "ref", &err) < 0) continue;
+                kern_matmul(NULL, &m, x, C, y, R, T); /* warm */
+                /* the fastest of the calls in 0.3 s of CPU time: the least disturbed */
+                double per = 1e30, total = 0;
+                while (total < 0.3) {
+                    m.data = w + rb * R * (size_t)(cur++ % copies);
+                    double t0 = cpu_now();
+                    kern_matmul(NULL, &m, x, C, y, R, T);
+                    double t = cpu_now() - t0;
+                    total += t;
+                    if (t < per) per = t;
+                }
+                printf("%-5s %-4s T=%-3d %8.3f ms  %7.2f GMAC/s  %6.2f GB/s(w)\n",
+                       ht_type_get(types[k])->name, v ? "avx2" : "ref", T, per * 1e3,
+                       (double)C * R * T / per * 1e-9, (double)rb * R / per * 1e-9);
+            }
+        }
+        free(w);
+    }
+    free(x);
+    free(y);
+    return 0;
+}

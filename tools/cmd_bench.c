@@ -1,0 +1,445 @@
+/* hearth bench: prompt-processing and generation speed of a model, measured
+ * as llama-bench does, next to its speed of light (bytes read per generated
+ * token against the read bandwidth measured in the same run); the read
+ * bandwidth probe alone; and the random-weight benchmark files of real
+ * shapes (../shared/bench/README.md). */
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/bandwidth.h"
+#include "base/threadpool.h"
+#include "bench/bench_shape.h"
+#include "bench/bench_sol.h"
+#include "cli.h"
+#include "model/model.h"
+
+#define MAX_REPS   1000
+#define MAX_TOKENS 65536
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: hearth bench -m MODEL [-p N] [-n N] [-t N] [-r N] [--json]\n"
+            "       hearth bench --bandwidth [--size MIB] [-t N] [--passes N]\n"
+            "       hearth bench --write-shape NAME TYPE OUT.gguf [--seed S] [-t N]\n\n"
+            "  -m, --model FILE     GGUF file to benchmark\n"
+            "  -p, --n-prompt N     prompt tokens processed in one batch (default 512; 0: skip)\n"
+            "  -n, --n-gen N        tokens generated one at a time (default 128; 0: skip)\n"
+            "  -t, --threads N      CPU threads (default: all)\n"
+            "  -r, --repetitions N  timed runs per test after one warm-up (default 5)\n"
+            "      --json           print one JSON object instead of the table\n"
+            "      --bw-size MIB    buffer of the bandwidth measurement (default 1024)\n"
+            "      --bw-pages 4k|thp  its pages: 4k (default) for weights used from the file\n"
+            "                       mapping, thp for weights copied into huge pages\n"
+            "      --bandwidth      only measure read bandwidth, 4 KiB pages and 2 MiB THP\n"
+            "      --size MIB       its buffer (default 1024)\n"
+            "      --passes N       its timed passes, best reported (default 5)\n"
+            "      --write-shape NAME TYPE OUT\n"
+            "                       write a random-weight model of a real shape; TYPE is\n"
+            "                       F16, Q8_0 or Q4_K_M; shapes:");
+    for (int i = 0; bench_shape_at(i); i++) fprintf(out, " %s", bench_shape_at(i)->name);
+    fprintf(out, "\n      --seed S         weights' seed (default 1)\n\n"
+                 "pp: tokens / wall time of one batch of -p random tokens (logits of the last\n"
+                 "only); tg: -n tokens one at a time from an empty context. Means and standard\n"
+                 "deviations are over the repetitions. The speed of light: bytes read per\n"
+                 "generated token (non-expert weights with the output matrix, one embedding\n"
+                 "row, the chosen experts, the KV cache at the mean position) x tg tok/s, as\n"
+                 "a share of the read bandwidth measured with the weights' page size (4 KiB\n"
+                 "for a file mapping; --bw-pages).\n");
+}
+
+static int parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "hearth bench: %s expects an integer in [%ld, %ld], found '%s'\n", opt, lo,
+                hi, s ? s : "(nothing)");
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+typedef struct opts {
+    const char *model;
+    long n_prompt, n_gen, threads, reps, bw_mib, size_mib, passes;
+    bool json, bandwidth;
+    bw_pages bw_pages;
+    const char *shape, *type, *out;
+    unsigned long long seed;
+} opts;
+
+/* 0: parsed; 2: usage error (printed); 3: --help. */
+static int parse(int argc, char **argv, opts *o) {
+    *o = (opts){.n_prompt = 512,
+                .n_gen = 128,
+                .reps = 5,
+                .bw_mib = 1024,
+                .size_mib = 1024,
+                .passes = 5,
+                .seed = 1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long x;
+#define INT_OPT(s, l, field, lo, hi)                                                               \
+    if (!strcmp(a, s) || !strcmp(a, l)) {                                                          \
+        if (parse_int(a, v, lo, hi, &x)) return 2;                                                 \
+        o->field = x;                                                                              \
+        i++;                                                                                       \
+        continue;                                                                                  \
+    }
+        INT_OPT("-p", "--n-prompt", n_prompt, 0, MAX_TOKENS)
+        INT_OPT("-n", "--n-gen", n_gen, 0, MAX_TOKENS)
+        INT_OPT("-t", "--threads", threads, 1, TP_MAX_THREADS)
+        INT_OPT("-r", "--repetitions", reps, 1, MAX_REPS)
+        INT_OPT("--bw-size", "--bw-size", bw_mib, 2, 1 << 20)
+        INT_OPT("--size", "--size", size_mib, 2, 1 << 20)
+        INT_OPT("--passes", "--passes", passes, 1, 1000)
+#undef INT_OPT
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return 3;
+        if (!strcmp(a, "--json")) {
+            o->json = true;
+        } else if (!strcmp(a, "--bandwidth")) {
+            o->bandwidth = true;
+        } else if (!strcmp(a, "--bw-pages") && v && (!strcmp(v, "4k") || !strcmp(v, "thp"))) {
+            o->bw_pages = !strcmp(v, "thp") ? BW_PAGES_THP : BW_PAGES_4K;
+            i++;
+        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) {
+            o->model = v, i++;
+        } else if (!strcmp(a, "--seed") && v) {
+            char *end;
+            errno = 0;
+            o->seed = strtoull(v, &end, 0);
+            if (errno || end == v || *end || v[0] == '-') {
+                fprintf(stderr, "hearth bench: --seed expects a non-negative integer, found '%s'\n",
+                        v);
+                return 2;
+            }
+            i++;
+        } else if (!strcmp(a, "--write-shape")) {
+            if (i + 3 >= argc) {
+                fprintf(stderr, "hearth bench: --write-shape expects NAME TYPE OUT.gguf\n");
+                return 2;
+            }
+            o->shape = argv[i + 1], o->type = argv[i + 2], o->out = argv[i + 3];
+            i += 3;
+        } else {
+            fprintf(stderr, "hearth bench: unknown or incomplete option '%s' (see --help)\n", a);
+            return 2;
+        }
+    }
+    int modes = (o->model != NULL) + o->bandwidth + (o->shape != NULL);
+    if (modes != 1) {
+        fprintf(stderr, "hearth bench: expected exactly one of -m MODEL, --bandwidth, "
+                        "--write-shape (see --help)\n");
+        return 2;
+    }
+    if (o->model && o->n_prompt == 0 && o->n_gen == 0) {
+        fprintf(stderr, "hearth bench: -p and -n are both 0: nothing to measure\n");
+        return 2;
+    }
+    return 0;
+}
+
+/* ---- --write-shape ------------------------------------------------------- */
+
+static int write_shape(const opts *o) {
+    const bench_shape *s = bench_shape_find(o->shape);
+    if (!s) {
+        fprintf(stderr, "hearth bench: unknown shape '%s'; known:", o->shape);
+        for (int i = 0; bench_shape_at(i); i++) fprintf(stderr, " %s", bench_shape_at(i)->name);
+        fprintf(stderr, "\n");
+        return 2;
+    }
+    int ft = bench_ftype_parse(o->type);
+    if (ft < 0) {
+        fprintf(stderr, "hearth bench: type '%s': expected F16, Q8_0 or Q4_K_M\n", o->type);
+        return 2;
+    }
+    hearth_err err;
+    double t0 = tp_now();
+    if (bench_shape_write(s, (bench_ftype)ft, o->seed, o->out, (int)o->threads, &err)) {
+        fprintf(stderr, "hearth bench: %s\n", err.msg);
+        return 1;
+    }
+    fprintf(stderr, "wrote %s (%s %s, seed %llu) in %.1f s\n", o->out, s->name,
+            bench_ftype_name((bench_ftype)ft), o->seed, tp_now() - t0);
+    return 0;
+}
+
+/* ---- --bandwidth --------------------------------------------------------- */
+
+static int bandwidth(const opts *o) {
+    hearth_err err;
+    for (int k = 0; k < 2; k++) {
+        bw_result r;
+        if (bw_measure((size_t)o->size_mib << 20, (int)o->threads, (bw_pages)k, (int)o->passes, &r,
+                       &err)) {
+            fprintf(stderr, "hearth bench: %s\n", err.msg);
+            return 1;
+        }
+        printf("read bandwidth, %-9s pages: %6.1f GB/s best, %6.1f mean (%d threads, %zu MiB, "
+               "%d passes",
+               bw_pages_name((bw_pages)k), r.gbs, r.mean_gbs, r.n_threads, r.bytes >> 20, r.passes);
+        if (r.huge_fraction >= 0) printf(", %.0f%% in huge pages", 100 * r.huge_fraction);
+        printf(")\n");
+    }
+    return 0;
+}
+
+/* ---- -m MODEL ------------------------------------------------------------ */
+
+typedef struct test_result {
+    char name[32];
+    int n_prompt, n_gen;
+    double *ts; /* [reps] tokens per second */
+    double mean, sd;
+} test_result;
+
+static void stats(test_result *t, int n) {
+    double s = 0, ss = 0;
+    for (int i = 0; i < n; i++) s += t->ts[i];
+    t->mean = s / n;
+    for (int i = 0; i < n; i++) ss += (t->ts[i] - t->mean) * (t->ts[i] - t->mean);
+    t->sd = n > 1 ? sqrt(ss / (n - 1)) : 0;
+}
+
+/* Peak resident set (VmHWM) in bytes; 0 when unknown. */
+static uint64_t peak_rss(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %llu kB", &kb) == 1) break;
+    fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
+static int run_pp(model_ctx *c, const int32_t *tok, int n, float *logits, double *secs,
+                  hearth_err *err) {
+    model_ctx_reset(c);
+    double t0 = tp_now();
+    if (model_eval(c, tok, n, 0, logits, MODEL_LOGITS_LAST, err)) return -1;
+    *secs = tp_now() - t0;
+    return 0;
+}
+
+static int run_tg(model_ctx *c, const int32_t *tok, int n, float *logits, double *secs,
+                  hearth_err *err) {
+    model_ctx_reset(c);
+    double t0 = tp_now();
+    for (int i = 0; i < n; i++)
+        if (model_eval(c, &tok[i], 1, i, logits, MODEL_LOGITS_LAST, err)) return -1;
+    *secs = tp_now() - t0;
+    return 0;
+}
+
+static const char *base_name(const char *p) {
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+static void human(double bytes, char *buf, size_t cap) {
+    if (bytes >= 1024.0 * 1024 * 1024)
+        snprintf(buf, cap, "%.2f GiB", bytes / (1024.0 * 1024 * 1024));
+    else
+        snprintf(buf, cap, "%.2f MiB", bytes / (1024.0 * 1024));
+}
+
+static int bench_model(const opts *o) {
+    hearth_err err;
+    model_params mp = model_default_params();
+    mp.n_threads = (int)o->threads;
+    model *m = model_load(o->model, &mp, &err);
+    if (!m) {
+        fprintf(stderr, "hearth bench: %s\n", err.msg);
+        return 1;
+    }
+    const model_hparams *hp = model_hparams_of(m);
+    const gguf_file *gf = model_gguf(m);
+    int n_prompt = (int)o->n_prompt, n_gen = (int)o->n_gen, reps = (int)o->reps;
+    int n_ctx = n_prompt > n_gen ? n_prompt : n_gen;
+    int rc = 1;
+    model_ctx *c = NULL;
+    float *logits = NULL;
+    int32_t *tok = NULL;
+    test_result tests[2];
+    memset(tests, 0, sizeof tests);
+    int n_tests = 0;
+    json_t *js = NULL;
+    if (n_ctx > hp->n_ctx_train) {
+        fprintf(stderr, "hearth bench: %d tokens do not fit the model's context of %d\n", n_ctx,
+                hp->n_ctx_train);
+        goto done;
+    }
+    c = model_ctx_new(m, n_ctx, n_prompt > 0 ? n_prompt : 1, &err);
+    logits = malloc(sizeof(float) * (size_t)hp->n_vocab);
+    tok = malloc(sizeof(int32_t) * (size_t)n_ctx);
+    for (int i = 0; i < 2; i++) tests[i].ts = calloc((size_t)reps, sizeof(double));
+    if (!c) {
+        fprintf(stderr, "hearth bench: %s\n", err.msg);
+        goto done;
+    }
+    if (!logits || !tok || !tests[0].ts || !tests[1].ts) {
+        fprintf(stderr, "hearth bench: out of memory\n");
+        goto done;
+    }
+    uint64_t x = 0x2545f4914f6cdd1dULL; /* random prompt tokens, fixed seed */
+    for (int i = 0; i < n_ctx; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        tok[i] = (int32_t)(x % (uint64_t)hp->n_vocab);
+    }
+    double secs;
+    /* Warm-up: faults the mapped weights in and wakes the threads. */
+    if (n_prompt > 0 && run_pp(c, tok, n_prompt, logits, &secs, &err)) goto eval_fail;
+    if (n_gen > 0 && run_tg(c, tok, 1, logits, &secs, &err)) goto eval_fail;
+    if (n_prompt > 0) {
+        test_result *t = &tests[n_tests++];
+        snprintf(t->name, sizeof t->name, "pp%d", n_prompt);
+        t->n_prompt = n_prompt;
+        for (int r = 0; r < reps; r++) {
+            if (run_pp(c, tok, n_prompt, logits, &secs, &err)) goto eval_fail;
+            t->ts[r] = n_prompt / secs;
+        }
+        stats(t, reps);
+    }
+    if (n_gen > 0) {
+        test_result *t = &tests[n_tests++];
+        snprintf(t->name, sizeof t->name, "tg%d", n_gen);
+        t->n_gen = n_gen;
+        for (int r = 0; r < reps; r++) {
+            if (run_tg(c, tok, n_gen, logits, &secs, &err)) goto eval_fail;
+            t->ts[r] = n_gen / secs;
+        }
+        stats(t, reps);
+    }
+    for (int i = 0; i < hp->n_vocab; i++)
+        if (!isfinite(logits[i])) {
+            fprintf(stderr, "hearth bench: warning: logit %d is not finite\n", i);
+            break;
+        }
+    uint64_t rss = peak_rss(); /* before the bandwidth buffer exists */
+
+    /* Measured with the pages the weights live in: 4 KiB for a file mapping. */
+    bw_result bw;
+    if (bw_measure((size_t)o->bw_mib << 20, model_n_threads(m), o->bw_pages, 5, &bw, &err)) {
+        fprintf(stderr, "hearth bench: %s\n", err.msg);
+        goto done;
+    }
+    bench_bytes b = {0};
+    if (bench_model_bytes(m, bench_mean_kv_positions(0, n_gen), &b, &err)) {
+        fprintf(stderr, "hearth bench: %s\n", err.msg);
+        goto done;
+    }
+    uint64_t n_params = 0;
+    for (uint64_t i = 0; i < gguf_n_tensors(gf); i++)
+        n_params += (uint64_t)gguf_tensor_n_elements(gguf_tensor_at(gf, i));
+    double tg = n_gen > 0 ? tests[n_tests - 1].mean : 0;
+    double gbs = (double)b.total * tg / 1e9;
+    double pct = bw.gbs > 0 ? 100.0 * gbs / bw.gbs : 0;
+
+    if (o->json) {
+        js = json_object();
+        json_t *jt = json_array();
+        json_object_set_new(js, "model", json_string(base_name(o->model)));
+        json_object_set_new(js, "path", json_string(o->model));
+        json_object_set_new(js, "arch", json_string(hp->arch));
+        json_object_set_new(js, "size_bytes", json_integer((json_int_t)gguf_file_size(gf)));
+        json_object_set_new(js, "n_params", json_integer((json_int_t)n_params));
+        json_object_set_new(js, "n_threads", json_integer(model_n_threads(m)));
+        json_object_set_new(js, "repetitions", json_integer(reps));
+        for (int i = 0; i < n_tests; i++) {
+            json_t *s = json_array();
+            for (int r = 0; r < reps; r++) json_array_append_new(s, json_real(tests[i].ts[r]));
+            json_array_append_new(jt, json_pack("{s:s, s:i, s:i, s:f, s:f, s:o}", "test",
+                                                tests[i].name, "n_prompt", tests[i].n_prompt,
+                                                "n_gen", tests[i].n_gen, "avg_ts", tests[i].mean,
+                                                "stddev_ts", tests[i].sd, "samples_ts", s));
+        }
+        json_object_set_new(js, "tests", jt);
+        json_object_set_new(js, "bytes_per_token",
+                            json_pack("{s:I, s:I, s:I, s:I, s:I, s:f}", "total",
+                                      (json_int_t)b.total, "weights", (json_int_t)b.weights,
+                                      "embd_row", (json_int_t)b.embd_row, "experts",
+                                      (json_int_t)b.experts, "kv", (json_int_t)b.kv, "kv_positions",
+                                      bench_mean_kv_positions(0, n_gen)));
+        json_object_set_new(js, "achieved_gbs", json_real(gbs));
+        json_object_set_new(js, "bandwidth",
+                            json_pack("{s:f, s:f, s:s, s:I, s:i}", "gbs", bw.gbs, "mean_gbs",
+                                      bw.mean_gbs, "pages", bw_pages_name(o->bw_pages), "bytes",
+                                      (json_int_t)bw.bytes, "n_threads", bw.n_threads));
+        json_object_set_new(js, "pct_of_bandwidth", json_real(pct));
+        json_object_set_new(js, "peak_rss_bytes", json_integer((json_int_t)rss));
+        char *s = json_dumps(js, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+        if (!s) {
+            fprintf(stderr, "hearth bench: out of memory for the JSON\n");
+            goto done;
+        }
+        printf("%s\n", s);
+        free(s);
+    } else {
+        char size[32], rs[32];
+        human((double)gguf_file_size(gf), size, sizeof size);
+        human((double)rss, rs, sizeof rs);
+        printf("| %-32s | %10s | %8s | %7s | %7s | %16s | %8s | %6s | %6s |\n", "model", "size",
+               "params", "threads", "test", "t/s", "GB/token", "GB/s", "% BW");
+        printf("| %.32s | %.10s | %.8s | %.7s | %.7s | %.16s | %.8s | %.6s | %.6s |\n",
+               "--------------------------------", "----------", "--------", "-------", "-------",
+               "----------------", "--------", "------", "------");
+        for (int i = 0; i < n_tests; i++) {
+            char ts[40], params[16];
+            snprintf(ts, sizeof ts, "%.2f ± %.2f", tests[i].mean, tests[i].sd);
+            if (n_params >= 1000000000)
+                snprintf(params, sizeof params, "%.2f B", (double)n_params / 1e9);
+            else
+                snprintf(params, sizeof params, "%.2f M", (double)n_params / 1e6);
+            printf("| %-32.32s | %10s | %8s | %7d | %7s | %17s |", base_name(o->model), size,
+                   params, model_n_threads(m), tests[i].name, ts);
+            if (tests[i].n_gen)
+                printf(" %8.3f | %6.1f | %5.0f%% |\n", (double)b.total / 1e9, gbs, pct);
+            else
+                printf(" %8s | %6s | %6s |\n", "", "", "");
+        }
+        printf("\nbytes per generated token: %.3f GB = weights %.3f + embedding row %.6f + "
+               "experts %.3f + KV %.3f (at %.1f positions)\n",
+               (double)b.total / 1e9, (double)b.weights / 1e9, (double)b.embd_row / 1e9,
+               (double)b.experts / 1e9, (double)b.kv / 1e9, bench_mean_kv_positions(0, n_gen));
+        printf("read bandwidth (%s pages, %d threads, %zu MiB): %.1f GB/s best, %.1f mean\n",
+               bw_pages_name(o->bw_pages), bw.n_threads, bw.bytes >> 20, bw.gbs, bw.mean_gbs);
+        printf("peak RSS: %s\n", rs);
+    }
+    rc = 0;
+    goto done;
+eval_fail:
+    fprintf(stderr, "hearth bench: %s\n", err.msg);
+done:
+    json_decref(js);
+    for (int i = 0; i < 2; i++) free(tests[i].ts);
+    free(tok);
+    free(logits);
+    model_ctx_free(c);
+    model_free(m);
+    return rc;
+}
+
+int cmd_bench(int argc, char **argv) {
+    opts o;
+    int rc = parse(argc, argv, &o);
+    if (rc == 3) {
+        usage(stdout);
+        return 0;
+    }
+    if (rc) return rc;
+    if (o.shape) return write_shape(&o);
+    if (o.bandwidth) return bandwidth(&o);
+    return bench_model(&o);
+}
