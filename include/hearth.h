@@ -71,6 +71,10 @@ typedef struct hearth_model_info {
 } hearth_model_info;
 
 void hearth_model_get_info(const hearth_model *m, hearth_model_info *out);
+/* Bytes one generated token reads (active weights, one embedding row, the
+ * chosen experts, the KV cache of n_past positions): the speed of light of
+ * decoding is the read bandwidth divided by this. 0 if it cannot be counted. */
+uint64_t hearth_model_decode_bytes(const hearth_model *m, double n_past);
 /* The chat template source, or NULL when the model has none. */
 const char *hearth_model_chat_template(const hearth_model *m);
 

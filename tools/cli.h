@@ -10,4 +10,17 @@ typedef struct cli_command {
     int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
 } cli_command;
 
+int cmd_run(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_template(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "model_arg.h"
 #include "gguf/gguf.h"
 
 #define STR_SHOW  72 /* characters of a string value shown before cutting */
@@ -448,6 +449,9 @@ int cmd_inspect(int argc, char **argv) {
         return 2;
     }
     hearth_err err;
+    char resolved[4096];
+    if (cli_model_path("inspect", path, resolved, sizeof resolved) < 0) return 1;
+    path = resolved;
     gguf_file *f = gguf_open(path, &err);
     if (!f) {
         fprintf(stderr, "hearth: %s\n", err.msg); /* the message starts with the path */

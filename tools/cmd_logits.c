@@ -21,6 +21,7 @@
 #include "text/tokenizer.h"
 
 #include "cli.h"
+#include "model_arg.h"
 
 #define MAX_GREEDY 100000
 
@@ -167,6 +168,9 @@ int cmd_logits(int argc, char **argv) {
     }
     model_params mp = model_default_params();
     mp.n_threads = n_threads;
+    char resolved[4096];
+    if (cli_model_path("logits", model_path, resolved, sizeof resolved) < 0) goto done;
+    model_path = resolved;
     m = model_load(model_path, &mp, &err);
     if (!m) {
         fprintf(stderr, "hearth logits: %s\n", err.msg);

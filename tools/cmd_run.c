@@ -257,6 +257,15 @@ int cmd_run(int argc, char **argv) {
     if (!quiet) {
         if (isatty(STDOUT_FILENO) && !print_ids) fprintf(stderr, "\n");
         gen_print_stats(&st, false);
+        /* The speed of light, briefly: what the decode read per token and
+         * the bandwidth that makes (hearth bench compares it with the
+         * machine's measured limit). */
+        uint64_t bpt = hearth_model_decode_bytes(m, st.prompt_tokens + st.gen_tokens / 2.0);
+        if (bpt && st.gen_tokens > 0 && st.gen_ms > 0) {
+            double tps = st.gen_tokens / (st.gen_ms / 1e3);
+            fprintf(stderr, "speed of light: %.3f GB/token x %.1f tok/s = %.1f GB/s read\n",
+                    bpt / 1e9, tps, bpt / 1e9 * tps);
+        }
         fprintf(stderr, "seed %llu\n", (unsigned long long)p.seed);
     }
     if (st.stop_reason == HEARTH_STOP_CONTEXT)

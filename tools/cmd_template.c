@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "model_arg.h"
 #include "gguf/gguf.h"
 #include "text/template.h"
 
@@ -149,7 +150,10 @@ int cmd_template(int argc, char **argv) {
     json_t *mj = NULL;
     size_t tpl_len = 0, n;
 
+    char resolved[4096];
     if (model) {
+        if (cli_model_path("template", model, resolved, sizeof resolved) < 0) return 1;
+        model = resolved;
         gguf_file *f = gguf_open(model, &err);
         if (!f) {
             fprintf(stderr, "hearth template: %s\n", err.msg);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "model_arg.h"
 #include "gguf/gguf.h"
 #include "text/tokenizer.h"
 #include "text/utf8.h"
@@ -38,6 +39,9 @@ static void detokenize_usage(FILE *out) {
 
 static tok_vocab *open_vocab(const char *cmd, const char *path) {
     hearth_err err;
+    char resolved[4096];
+    if (cli_model_path(cmd, path, resolved, sizeof resolved) < 0) return NULL;
+    path = resolved;
     gguf_file *f = gguf_open(path, &err);
     if (!f) {
         fprintf(stderr, "hearth %s: %s\n", cmd, err.msg);

@@ -1,4 +1,5 @@
 #include "gen_common.h"
+#include "model_arg.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -9,9 +10,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "generate/demo.h"
-#include "net/store.h"
 
 int opt_int(const char *cmd, const char *opt, const char *s, long lo, long hi, int *out) {
     char *end;
@@ -142,24 +140,7 @@ static void progress(void *ud, float f) {
 
 hearth_model *gen_load_model(const char *cmd, const char *arg, int n_threads) {
     char path[4096];
-    hearth_err e;
-    if (!arg || !*arg) {
-        fprintf(stderr, "hearth %s: -m MODEL is required (a .gguf path, a model name, or 'demo')\n",
-                cmd);
-        return NULL;
-    }
-    if (!strcmp(arg, DEMO_MODEL_NAME)) {
-        bool created = false;
-        if (demo_model_ensure(path, sizeof path, &created, &e) < 0) {
-            fprintf(stderr, "hearth %s: %s\n", cmd, e.msg);
-            return NULL;
-        }
-        if (created) fprintf(stderr, "wrote %s\n", path);
-        fprintf(stderr, "%s\n", DEMO_NOTICE);
-    } else if (store_resolve(arg, path, sizeof path, &e) < 0) {
-        fprintf(stderr, "hearth %s: %s\n", cmd, e.msg);
-        return NULL;
-    }
+    if (cli_model_path(cmd, arg, path, sizeof path) < 0) return NULL;
     bool tty = isatty(STDERR_FILENO);
     hearth_model_params mp = {.n_threads = n_threads, .progress = tty ? progress : NULL};
     hearth_model *m = hearth_model_load(path, &mp);

@@ -7,6 +7,20 @@
 #define HEARTH_VERSION "0.1.0"
 
 static const cli_command commands[] = {
+    {"run", "generate text from a prompt (stdout: the text only)", cmd_run},
+    {"chat", "talk with a model through its chat template", cmd_chat},
+    {"pull", "download a model into the local store (hf://ORG/REPO/FILE.gguf or a URL)", cmd_pull},
+    {"list", "list the models in the local store", cmd_list},
+    {"logits", "write teacher-forced logits of prompts (golden-file layout)", cmd_logits},
+    {"bench", "measure pp/tg speed against the speed of light; bandwidth; benchmark models",
+     cmd_bench},
+    {"inspect", "show the metadata, tensors, sizes and KV cache cost of a GGUF file", cmd_inspect},
+    {"tokenize", "print the token ids (and pieces) of the text on stdin", cmd_tokenize},
+    {"detokenize", "print the text of the token ids on stdin", cmd_detokenize},
+    {"template", "render a chat template with messages (prints the prompt)", cmd_template},
+    {"quantize", "write a GGUF file with quantized weights (Q4_K_M, Q8_0, ...)", cmd_quantize},
+    {"perplexity", "perplexity of a model on a text; KL divergence against a reference",
+     cmd_perplexity},
     {NULL, NULL, NULL},
 };
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "generate/generate.h"
+#include "bench/bench_sol.h"
 #include "model/model.h"
 #include "text/template.h"
 #include "text/tokenizer.h"
@@ -118,6 +119,12 @@ void hearth_model_free(hearth_model *hm) {
     model_free(hm->m);
     free(hm->chat_template);
     free(hm);
+}
+
+uint64_t hearth_model_decode_bytes(const hearth_model *m, double n_past) {
+    bench_bytes b;
+    if (!m || bench_model_bytes(m->m, n_past, &b, NULL) < 0) return 0;
+    return b.total;
 }
 
 void hearth_model_get_info(const hearth_model *hm, hearth_model_info *out) {

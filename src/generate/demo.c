@@ -37,21 +37,6 @@ static const char *const SPECIALS[] = {"<|endoftext|>", "<|im_start|>", "<|im_en
 #define ID_EOT     (256 + N_MERGES)     /* <|endoftext|> */
 #define ID_IM_END  (256 + N_MERGES + 2) /* <|im_end|> */
 
-int demo_model_path(char *out, size_t cap, hearth_err *err) {
-    const char *dir = getenv("HEARTH_MODELS");
-    int n;
-    if (dir && *dir) {
-        n = snprintf(out, cap, "%s/%s", dir, DEMO_FILE_NAME);
-    } else {
-        const char *home = getenv("HOME");
-        if (!home || !*home)
-            return hearth_errf(err, "demo model: neither HEARTH_MODELS nor HOME is set");
-        n = snprintf(out, cap, "%s/.cache/hearth/models/%s", home, DEMO_FILE_NAME);
-    }
-    if (n < 0 || (size_t)n >= cap) return hearth_errf(err, "demo model: path too long");
-    return 0;
-}
-
 /* GPT-2's byte-to-unicode table: printable bytes stand for themselves, the
  * rest map to U+0100 onwards. Writes the UTF-8 of byte b's token. */
 static void byte_token(int b, char out[3]) {
@@ -203,33 +188,12 @@ done:
     return rc;
 }
 
-/* mkdir -p for the directory part of path. */
-static int make_parents(const char *path, hearth_err *err) {
-    char dir[4096];
-    size_t n = strlen(path);
-    if (n >= sizeof dir) return hearth_errf(err, "demo model: path too long");
-    memcpy(dir, path, n + 1);
-    char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir) return 0;
-    *slash = 0;
-    for (char *p = dir + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-            return hearth_errf(err, "demo model: cannot create %s: %s", dir, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-        return hearth_errf(err, "demo model: cannot create %s: %s", dir, strerror(errno));
-    return 0;
-}
-
-int demo_model_ensure(char *out, size_t cap, bool *created, hearth_err *err) {
+int demo_model_ensure(const char *dir, char *out, size_t cap, bool *created, hearth_err *err) {
     if (created) *created = false;
-    if (demo_model_path(out, cap, err) < 0) return -1;
+    int n = snprintf(out, cap, "%s/%s", dir, DEMO_FILE_NAME);
+    if (n < 0 || (size_t)n >= cap) return hearth_errf(err, "demo model: path too long");
     struct stat st;
     if (stat(out, &st) == 0) return 0;
-    if (make_parents(out, err) < 0) return -1;
     if (demo_model_write(out, err) < 0) return -1;
     if (created) *created = true;
     return 0;

@@ -20,15 +20,11 @@
 #define DEMO_FILE_NAME  "demo-random.gguf"
 #define DEMO_NOTICE     "demo model: random weights, its output is noise"
 
-/* Where the demo model lives: $HEARTH_MODELS/demo-random.gguf if that variable
- * is set, else ~/.cache/hearth/models/demo-random.gguf. */
-int demo_model_path(char *out, size_t cap, hearth_err *err);
-
 /* Writes the demo model to `path`. */
 int demo_model_write(const char *path, hearth_err *err);
 
-/* Resolves the demo model's path into out, writing the file (and creating
- * its directory) when it does not exist yet; *created says whether it did. */
-int demo_model_ensure(char *out, size_t cap, bool *created, hearth_err *err);
+/* The demo model's path in the existing directory `dir` (the model store),
+ * into out; writes the file when it does not exist yet (*created says so). */
+int demo_model_ensure(const char *dir, char *out, size_t cap, bool *created, hearth_err *err);
 
 #endif

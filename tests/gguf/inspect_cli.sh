@@ -70,7 +70,7 @@ for cut in 0 3 4 8 23 24 40 100 1000 5000 $((size - 1)); do
 done
 "$h" inspect /nonexistent.gguf 2>"$tmp/err.txt"
 [ $? -eq 1 ] || fail "missing file: expected exit 1"
-grep -q "^hearth: /nonexistent.gguf: " "$tmp/err.txt" || fail "missing file: message: $(cat "$tmp/err.txt")"
+grep -q "/nonexistent.gguf.*No such file" "$tmp/err.txt" || fail "missing file: message: $(cat "$tmp/err.txt")"
 "$h" inspect 2>/dev/null
 [ $? -eq 2 ] || fail "no file: expected exit 2"
 "$h" inspect --bogus "$models/llama-spm.q8_0.gguf" 2>/dev/null
