@@ -5,6 +5,7 @@
  *   cc -O2 -Isrc bench/kernbench.c build-X/src/libhearth_kernels.a
  *      build-X/src/libhearth_tensor.a build-X/src/libhearth_base.a -lm -lpthread
  *   kernbench [n_tok...]
+ * KB_COLS / KB_ROWS change the shape (e.g. 8960 / 1536: the FFN down).
  * KB_COPIES=N cycles through N copies of the weight (default 1: cache-warm;
  * 16 copies of Q8_0 are ~230 MB, beyond any cache: the DRAM-bound decode). */
 #include <stdint.h>
@@ -22,7 +23,8 @@ static double cpu_now(void) {
 }
 
 int main(int argc, char **argv) {
-    const int64_t C = 1536, R = 8960;
+    const char *ec = getenv("KB_COLS"), *er = getenv("KB_ROWS");
+    const int64_t C = ec ? atoll(ec) : 1536, R = er ? atoll(er) : 8960;
     const ht_type types[] = {HT_F16, HT_Q8_0, HT_Q4_0, HT_Q5_0, HT_Q4_K, HT_Q6_K};
     int toks[8] = {1, 64}, n_toks = 2;
     if (argc > 1) {

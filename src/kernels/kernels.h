@@ -4,7 +4,7 @@
  * golden tests hold against float64: activations in F32, weights
  * dequantized row by row into F32, F32 accumulation. Faster variants must
  * agree with it: "avx2" (avx2.c, x86-64 with AVX2+FMA+F16C) rounds
- * activations to 8-bit blocks for Q8_0/Q4_0/Q4_K/Q6_K weights and uses
+ * activations to 8-bit blocks for Q8_0/Q4_0/Q5_0/Q4_K/Q6_K weights and uses
  * integer dot products (the golden tests' "fast" tier); AVX-512 and NEON
  * variants would slot into dispatch.c the same way. The variant is chosen
  * once, at the first call into this module: the environment variable

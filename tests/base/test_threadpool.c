@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -80,10 +81,54 @@ static void test_default_and_limits(void **state) {
     assert_true(t1 >= t0);
 }
 
+/* More tasks than one published round holds (2^20 - 1): every task still
+ * runs exactly once. */
+static void count_task(void *p, int t, int thread) {
+    (void)thread;
+    atomic_fetch_add((atomic_llong *)p, (long long)t + 1);
+}
+
+static void test_many_tasks(void **state) {
+    (void)state;
+    hearth_err err;
+    tp_pool *p = tp_new(2, &err);
+    assert_non_null(p);
+    const long long n = 2500000;
+    atomic_llong sum;
+    atomic_init(&sum, 0);
+    tp_run(p, count_task, &sum, (int)n);
+    assert_int_equal(atomic_load(&sum), n * (n + 1) / 2);
+    tp_free(p);
+}
+
+/* Thousands of tiny runs back to back (a decode step), with idle gaps long
+ * enough for workers to fall asleep in between: each run completes with
+ * every task done once, whether or not the workers joined. */
+static void test_short_runs_and_sleepers(void **state) {
+    (void)state;
+    hearth_err err;
+    tp_pool *p = tp_new(3, &err);
+    assert_non_null(p);
+    for (int rep = 0; rep < 20000; rep++) {
+        atomic_llong sum;
+        atomic_init(&sum, 0);
+        int n = 2 + rep % 5;
+        tp_run(p, count_task, &sum, n);
+        assert_int_equal(atomic_load(&sum), (long long)n * (n + 1) / 2);
+        if (rep % 5000 == 4999) { /* let the workers go to sleep, then wake them */
+            struct timespec ts = {0, 20 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    tp_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pools),
         cmocka_unit_test(test_default_and_limits),
+        cmocka_unit_test(test_many_tasks),
+        cmocka_unit_test(test_short_runs_and_sleepers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

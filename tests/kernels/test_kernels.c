@@ -71,8 +71,8 @@ static void *random_matrix(ht_type type, int64_t n_cols, int64_t n_rows, size_t 
     return d;
 }
 
-static void check_matmul_type(ht_type type, tp_pool *pool, int n_tok) {
-    const int64_t n_cols = 2304, n_rows = 13; /* several chunks, a partial row tile */
+static void check_matmul_shape(ht_type type, tp_pool *pool, int n_tok, int64_t n_cols,
+                               int64_t n_rows) {
     const size_t ldx = n_cols + 3, ldy = n_rows + 2;
     size_t rb;
     void *wd = random_matrix(type, n_cols, n_rows, &rb);
@@ -87,19 +87,22 @@ static void check_matmul_type(ht_type type, tp_pool *pool, int n_tok) {
     for (size_t i = 0; i < ldy * n_tok; i++) y[i] = 12345.0f; /* padding must stay */
     kern_matmul(pool, &w, x, ldx, y, ldy, n_tok);
     /* The avx2 variant rounds activations to 8-bit blocks of 32 for these
-     * weight types (x ~ d*q, d = max|x|/127, q = round(x * 127/max|x|)):
-     * the expected value is then the exact dot with those activations. */
-    bool act_q8 = !strcmp(kern_name(), "avx2") &&
-                  (type == HT_Q8_0 || type == HT_Q4_0 || type == HT_Q4_K || type == HT_Q6_K);
+     * weight types (x ~ d*q, d = max|x|/127, q = round(x * 127/max|x|)): the
+     * expected value is then the exact dot with those activations. */
+    bool avx2 = !strcmp(kern_name(), "avx2");
+    bool act_q8 = avx2 && (type == HT_Q8_0 || type == HT_Q4_0 || type == HT_Q5_0 ||
+                           type == HT_Q4_K || type == HT_Q6_K);
+    const int64_t ab = 32;
     for (int64_t r = 0; r < n_rows; r++) {
         ht_dequantize_row(type, (const uint8_t *)wd + r * rb, row, n_cols);
         for (int t = 0; t < n_tok; t++) {
             double ref = 0, mag = 0;
-            for (int64_t c0 = 0; c0 < n_cols; c0 += 32) {
+            for (int64_t c0 = 0; c0 < n_cols; c0 += ab) {
+                const int64_t ce = c0 + ab < n_cols ? c0 + ab : n_cols;
                 float amax = 0;
-                for (int64_t c = c0; c < c0 + 32; c++) amax = fmaxf(amax, fabsf(x[t * ldx + c]));
+                for (int64_t c = c0; c < ce; c++) amax = fmaxf(amax, fabsf(x[t * ldx + c]));
                 float id = amax > 0 ? 127.0f / amax : 0.0f;
-                for (int64_t c = c0; c < c0 + 32; c++) {
+                for (int64_t c = c0; c < ce; c++) {
                     double xv = x[t * ldx + c];
                     if (act_q8) xv = (double)(amax / 127.0f) * nearbyintf(x[t * ldx + c] * id);
                     ref += (double)row[c] * xv;
@@ -117,13 +120,22 @@ static void check_matmul_type(ht_type type, tp_pool *pool, int n_tok) {
         for (size_t r = n_rows; r < ldy; r++) assert_true(y[t * ldy + r] == 12345.0f);
 
     /* embedding row fetch equals the dequantized row */
-    kern_get_row(&w, 7, x);
-    ht_dequantize_row(type, (const uint8_t *)wd + 7 * rb, row, n_cols);
+    kern_get_row(&w, n_rows - 1, x);
+    ht_dequantize_row(type, (const uint8_t *)wd + (n_rows - 1) * rb, row, n_cols);
     assert_memory_equal(x, row, sizeof(float) * n_cols);
     free(wd);
     free(x);
     free(y);
     free(row);
+}
+
+static void check_matmul_type(ht_type type, tp_pool *pool, int n_tok) {
+    /* several chunks, a partial row tile */
+    check_matmul_shape(type, pool, n_tok, 2304, 13);
+    /* odd sizes: 3 blocks (or superblocks), rows not a multiple of 4; float
+     * types with a tail after the last 16 columns */
+    int64_t bs = ht_type_get(type)->block_size;
+    check_matmul_shape(type, pool, n_tok, bs == 1 ? 37 : 3 * bs, 7);
 }
 
 static void test_matmul(void **state) {
@@ -142,33 +154,44 @@ static void test_matmul(void **state) {
 /* Results do not depend on the thread count or the batch: token t of a
  * batch gets bitwise the same row as token t alone (so prefill and decode
  * agree exactly). */
+/* y1 = the batch of T tokens (no pool), y2 = with pool8, then each token
+ * alone with pool: all bitwise equal. */
+static void check_identical(ht_type type, tp_pool *pool, tp_pool *pool8, int T, int C, int R) {
+    hearth_err err;
+    float *x = malloc(sizeof(float) * T * C), *y1 = malloc(sizeof(float) * T * R);
+    float *y2 = malloc(sizeof(float) * T * R);
+    for (int i = 0; i < T * C; i++) x[i] = frand();
+    size_t rb;
+    void *wd = random_matrix(type, C, R, &rb);
+    kern_mat w;
+    assert_int_equal(kern_mat_init(&w, type, C, R, wd, &err), 0);
+    kern_matmul(NULL, &w, x, C, y1, R, T);  /* tiles of 16 rows */
+    kern_matmul(pool8, &w, x, C, y2, R, T); /* tiles of 9 rows */
+    assert_memory_equal(y1, y2, sizeof(float) * T * R);
+    for (int t = 0; t < T; t++) {
+        kern_matmul(pool, &w, x + t * C, C, y2, R, 1);
+        if (memcmp(y1 + t * R, y2, sizeof(float) * R))
+            fail_msg("%s [%d x %d]: token %d alone differs from the batch", ht_type_get(type)->name,
+                     R, C, t);
+    }
+    free(wd);
+    free(x);
+    free(y1);
+    free(y2);
+}
+
+/* Results do not depend on the thread count or the batch: token t of a
+ * batch gets bitwise the same row as token t alone (so prefill and decode
+ * agree exactly). */
 static void test_matmul_threads_identical(void **state) {
     (void)state;
     hearth_err err;
     tp_pool *pool = tp_new(4, &err), *pool8 = tp_new(8, &err);
-    enum { T = 6, C = 512, R = 300 };
-    float *x = malloc(sizeof(float) * T * C), *y1 = malloc(sizeof(float) * T * R);
-    float *y2 = malloc(sizeof(float) * T * R);
-    for (int i = 0; i < T * C; i++) x[i] = frand();
-    for (size_t k = 0; k < sizeof(layouts) / sizeof(layouts[0]); k++) {
-        ht_type type = layouts[k].type;
-        size_t rb;
-        void *wd = random_matrix(type, C, R, &rb);
-        kern_mat w;
-        assert_int_equal(kern_mat_init(&w, type, C, R, wd, &err), 0);
-        kern_matmul(NULL, &w, x, C, y1, R, T);  /* tiles of 16 rows */
-        kern_matmul(pool8, &w, x, C, y2, R, T); /* tiles of 9 rows */
-        assert_memory_equal(y1, y2, sizeof(float) * T * R);
-        for (int t = 0; t < T; t++) {
-            kern_matmul(pool, &w, x + t * C, C, y2, R, 1);
-            if (memcmp(y1 + t * R, y2, sizeof(float) * R))
-                fail_msg("%s: token %d alone differs from the batch", ht_type_get(type)->name, t);
-        }
-        free(wd);
-    }
-    free(x);
-    free(y1);
-    free(y2);
+    for (size_t k = 0; k < sizeof(layouts) / sizeof(layouts[0]); k++)
+        check_identical(layouts[k].type, pool, pool8, 6, 512, 300);
+    /* float rows with a tail, row count not a multiple of 4 */
+    check_identical(HT_F32, pool, pool8, 5, 37, 7);
+    check_identical(HT_F16, pool, pool8, 5, 37, 7);
     tp_free(pool);
     tp_free(pool8);
 }
