@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/threadpool.h"
 #include "cli.h"
 #include "gen_common.h"
 #include "hearth.h"
@@ -107,11 +108,14 @@ static int chat_save(const chat *c, const char *path) {
         json_decref(arr);
         return -1;
     }
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr,
-                              json_pack("{s:s, s:s}", "role", v[i].role, "content", v[i].content));
+    /* A message jansson refuses (not UTF-8, e.g. a /system text) fails the
+     * save instead of leaving the file one message short. */
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = json_array_append_new(
+            arr, json_pack("{s:s, s:s}", "role", v[i].role, "content", v[i].content));
     free(v);
-    int rc = json_dump_file(arr, path, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+    if (rc == 0) rc = json_dump_file(arr, path, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     json_decref(arr);
     return rc;
 }
@@ -213,7 +217,7 @@ int cmd_chat(int argc, char **argv) {
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
             if (opt_int("chat", a, argv[++i], 1, 1 << 24, &n_ctx) < 0) return 2;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (opt_int("chat", a, argv[++i], 1, 1024, &n_threads) < 0) return 2;
+            if (opt_int("chat", a, argv[++i], 1, TP_MAX_THREADS, &n_threads) < 0) return 2;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (opt_int("chat", a, argv[++i], 0, 1 << 30, &n_predict) < 0) return 2;
         } else if (!strcmp(a, "--hide-thinking")) {
@@ -268,6 +272,8 @@ int cmd_chat(int argc, char **argv) {
 
     bool in_tty = isatty(STDIN_FILENO), out_tty = isatty(STDOUT_FILENO),
          err_tty = isatty(STDERR_FILENO);
+    cli_printable(info.name); /* from the file: no escape sequences to the terminal */
+    cli_printable(info.arch);
     if (in_tty)
         fprintf(stderr, "%s (%s, %d layers), context %d. /help for commands, /bye to leave.\n",
                 info.name[0] ? info.name : model_arg, info.arch, info.n_layer, n_ctx);
@@ -294,6 +300,10 @@ int cmd_chat(int argc, char **argv) {
             break;
         }
         sigint_at_prompt = false;
+        if (memchr(line, 0, (size_t)n)) { /* the line is a C string from here on: never cut it */
+            fprintf(stderr, "hearth chat: the line contains a NUL byte; ignored\n");
+            continue;
+        }
         char *in = trim(line);
         if (!*in) continue;
         if (in[0] == '/') {

@@ -70,24 +70,6 @@ static void put_scalar(FILE *out, gguf_vtype t, const uint8_t *p) {
     }
 }
 
-static size_t vsize(gguf_vtype t) {
-    switch (t) {
-    case GGUF_UINT8:
-    case GGUF_INT8:
-    case GGUF_BOOL:
-        return 1;
-    case GGUF_UINT16:
-    case GGUF_INT16:
-        return 2;
-    case GGUF_UINT64:
-    case GGUF_INT64:
-    case GGUF_FLOAT64:
-        return 8;
-    default:
-        return 4;
-    }
-}
-
 static void put_array(FILE *out, const gguf_arr *a) {
     fprintf(out, "[%" PRIu64 "]", a->n);
     for (uint64_t i = 0; i < a->n && i < ARR_SHOW; i++) {
@@ -98,7 +80,7 @@ static void put_array(FILE *out, const gguf_arr *a) {
             put_escaped(out, s, 24);
             fputs(s.len > 24 ? "...\"" : "\"", out);
         } else {
-            put_scalar(out, a->type, a->data + i * vsize(a->type));
+            put_scalar(out, a->type, a->data + i * gguf_vtype_size(a->type));
         }
     }
     if (a->n > ARR_SHOW) fputs(", ...", out);
@@ -377,7 +359,8 @@ static void print_json(FILE *out, const gguf_file *f) {
                 if (kv->arr.type == GGUF_STRING)
                     json_str(out, gguf_arr_str(&kv->arr, j), UINT64_MAX);
                 else
-                    json_scalar(out, kv->arr.type, kv->arr.data + j * vsize(kv->arr.type));
+                    json_scalar(out, kv->arr.type,
+                                kv->arr.data + j * gguf_vtype_size(kv->arr.type));
             }
             fputs("]}", out);
         } else {
@@ -454,7 +437,7 @@ int cmd_inspect(int argc, char **argv) {
     path = resolved;
     gguf_file *f = gguf_open(path, &err);
     if (!f) {
-        fprintf(stderr, "hearth: %s\n", err.msg); /* the message starts with the path */
+        fprintf(stderr, "hearth inspect: %s\n", err.msg); /* the message starts with the path */
         return 1;
     }
     if (json)
@@ -463,7 +446,7 @@ int cmd_inspect(int argc, char **argv) {
         print_text(stdout, f);
     gguf_close(f);
     if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "hearth: %s: cannot write the report\n", path);
+        fprintf(stderr, "hearth inspect: %s: cannot write the report\n", path);
         return 1;
     }
     return 0;

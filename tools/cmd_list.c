@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "cli_util.h"
 #include "gguf/gguf.h"
 #include "net/store.h"
 
@@ -31,6 +32,7 @@ static void describe(const char *path, char *arch, size_t acap, char *types, siz
     gguf_str s;
     if (gguf_get_str(f, "general.architecture", &s, NULL) == 0)
         snprintf(arch, acap, "%.*s", (int)(s.len < 64 ? s.len : 64), s.ptr);
+    cli_printable(arch); /* the file's bytes: no escape sequences to the terminal */
     uint64_t count[HT_TYPE_COUNT] = {0};
     uint64_t n = gguf_n_tensors(f);
     for (uint64_t i = 0; i < n; i++) {

@@ -21,6 +21,7 @@
 #include "text/tokenizer.h"
 
 #include "cli.h"
+#include "cli_util.h"
 #include "model_arg.h"
 
 #define MAX_GREEDY 100000
@@ -38,34 +39,6 @@ static void usage(FILE *out) {
             "  --greedy N   also record N greedy continuation tokens per prompt\n"
             "  -t N         threads (default: online CPUs)\n"
             "Environment: HEARTH_KERNELS=ref uses the portable reference kernels.\n");
-}
-
-/* Reads the whole file; NUL-terminated. */
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) break;
-        if (n + 1 >= cap) {
-            char *nb = cap < ((size_t)1 << 30) ? realloc(buf, cap * 2) : NULL;
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - 1 - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    fclose(f);
-    if (buf) buf[n] = 0;
-    *len = n;
-    return buf;
 }
 
 /* Undoes the \n and \t escapes of line[0..n) in place; returns the new length. */
@@ -96,19 +69,6 @@ static int write_floats_le(FILE *f, const float *x, size_t n) {
 #endif
 }
 
-static int parse_int(const char *s, const char *what, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "hearth logits: %s: expected an integer in [%d, %d], found '%s'\n", what,
-                lo, hi, s);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
-}
-
 int cmd_logits(int argc, char **argv) {
     const char *model_path = NULL, *prompts_path = NULL, *out_prefix = NULL;
     int n_greedy = 0, n_threads = 0;
@@ -134,9 +94,9 @@ int cmd_logits(int argc, char **argv) {
         else if (!strcmp(a, "-o"))
             out_prefix = argv[++i];
         else if (!strcmp(a, "--greedy")) {
-            if (parse_int(argv[++i], "--greedy", 0, MAX_GREEDY, &n_greedy) < 0) return 2;
+            if (opt_int("logits", "--greedy", argv[++i], 0, MAX_GREEDY, &n_greedy) < 0) return 2;
         } else if (!strcmp(a, "-t")) {
-            if (parse_int(argv[++i], "-t", 1, TP_MAX_THREADS, &n_threads) < 0) return 2;
+            if (opt_int("logits", "-t", argv[++i], 1, TP_MAX_THREADS, &n_threads) < 0) return 2;
         } else {
             fprintf(stderr, "hearth logits: unknown option '%s'\n", a);
             usage(stderr);
@@ -161,11 +121,8 @@ int cmd_logits(int argc, char **argv) {
     int32_t *toks = NULL;
 
     size_t text_len;
-    text = read_file(prompts_path, &text_len);
-    if (!text) {
-        fprintf(stderr, "hearth logits: %s: %s\n", prompts_path, strerror(errno ? errno : ENOMEM));
-        goto done;
-    }
+    text = cli_read_file("logits", prompts_path, TOK_MAX_INPUT, &text_len);
+    if (!text) goto done;
     model_params mp = model_default_params();
     mp.n_threads = n_threads;
     char resolved[4096];

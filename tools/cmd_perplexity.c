@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,8 @@
 #include "text/tokenizer.h"
 
 #include "cli.h"
+#include "cli_util.h"
+#include "model_arg.h"
 
 #define LOGITS_MAGIC  "HRTHLOGT"
 #define LOGITS_HEADER 32
@@ -62,66 +65,6 @@ static void usage(FILE *out) {
             "  --kl-base FILE       compare with the logits of a reference model: KL\n"
             "                       divergence, top-1 agreement, PPL ratio\n"
             "Environment: HEARTH_KERNELS=ref uses the portable reference kernels.\n");
-}
-
-static int parse_int(const char *s, const char *what, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "hearth perplexity: %s: expected an integer in [%d, %d], found '%s'\n",
-                what, lo, hi, s);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
-}
-
-/* Reads a whole file (at most max bytes); NUL-terminated. NULL with errno. */
-static char *read_text(const char *path, size_t max, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n + 1 >= cap) {
-            if (cap > max) {
-                free(buf);
-                buf = NULL;
-                errno = EFBIG;
-                break;
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - 1 - n, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f)) {
-                free(buf);
-                buf = NULL;
-                errno = EIO;
-            }
-            break;
-        }
-    }
-    fclose(f);
-    if (buf) {
-        if (n > max) {
-            free(buf);
-            errno = EFBIG;
-            return NULL;
-        }
-        buf[n] = 0;
-        *len = n;
-    }
-    return buf;
 }
 
 /* log softmax of row[tok] and the row's argmax, in double. */
@@ -236,6 +179,8 @@ static void base_close(logits_file *b) {
 typedef struct opts {
     const char *model, *text, *save, *base;
     int n_ctx, n_batch, n_chunks, n_threads;
+    char *text_buf; /* -f's contents, read before the model loads */
+    size_t text_len;
 } opts;
 
 static int run(const opts *o, hearth_err *err) {
@@ -243,7 +188,6 @@ static int run(const opts *o, hearth_err *err) {
     model *m = NULL;
     model_ctx *c = NULL;
     tok_vocab *v = NULL;
-    char *text = NULL;
     int32_t *tokens = NULL, *chunk = NULL;
     float *logits = NULL, *brow = NULL;
     double *kls = NULL;
@@ -274,13 +218,7 @@ static int run(const opts *o, hearth_err *err) {
         }
     }
     if (o->text) {
-        size_t len = 0;
-        text = read_text(o->text, TOK_MAX_INPUT, &len);
-        if (!text) {
-            hearth_errf(err, "%s: %s", o->text, strerror(errno));
-            goto done;
-        }
-        if (tok_encode(v, text, len, true, false, &tokens, &n_tok, err)) {
+        if (tok_encode(v, o->text_buf, o->text_len, true, false, &tokens, &n_tok, err)) {
             hearth_err_prefix(err, "%s", o->text);
             goto done;
         }
@@ -405,7 +343,9 @@ static int run(const opts *o, hearth_err *err) {
     }
     printf("\n");
     if (save) {
-        if (fclose(save)) {
+        /* ferror too: a failed fwrite of the header or tokens leaves the
+         * stream's error flag set, which fclose alone does not report */
+        if (ferror(save) | fclose(save)) {
             save = NULL;
             hearth_errf(err, "%s: write failed: %s", o->save, strerror(errno));
             goto done;
@@ -448,7 +388,6 @@ done:
     free(logits);
     free(chunk);
     free(tokens);
-    free(text);
     model_ctx_free(c);
     tok_free(v);
     model_free(m);
@@ -467,6 +406,17 @@ int cmd_perplexity(int argc, char **argv) {
             fprintf(stderr, "hearth perplexity: unexpected argument '%s'\n", a);
             return 2;
         }
+        static const char *const known[] = {
+            "-m",        "--model", "-f",         "--file", "--save-logits",
+            "--kl-base", "-c",      "--ctx-size", "-b",     "--batch-size",
+            "--chunks",  "-t",      "--threads"};
+        bool is_known = false;
+        for (size_t k = 0; k < sizeof known / sizeof *known; k++) is_known |= !strcmp(a, known[k]);
+        if (!is_known) {
+            fprintf(stderr, "hearth perplexity: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "hearth perplexity: %s needs a value (see --help)\n", a);
             return 2;
@@ -481,13 +431,13 @@ int cmd_perplexity(int argc, char **argv) {
         } else if (!strcmp(a, "--kl-base")) {
             o.base = val;
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            if (parse_int(val, a, 3, MAX_CTX, &o.n_ctx)) return 2;
+            if (opt_int("perplexity", a, val, 3, MAX_CTX, &o.n_ctx)) return 2;
         } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
-            if (parse_int(val, a, 1, MAX_CTX, &o.n_batch)) return 2;
+            if (opt_int("perplexity", a, val, 1, MAX_CTX, &o.n_batch)) return 2;
         } else if (!strcmp(a, "--chunks")) {
-            if (parse_int(val, a, 1, 1 << 30, &o.n_chunks)) return 2;
+            if (opt_int("perplexity", a, val, 1, 1 << 30, &o.n_chunks)) return 2;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (parse_int(val, a, 1, TP_MAX_THREADS, &o.n_threads)) return 2;
+            if (opt_int("perplexity", a, val, 1, TP_MAX_THREADS, &o.n_threads)) return 2;
         } else {
             fprintf(stderr, "hearth perplexity: unknown option '%s'\n", a);
             usage(stderr);
@@ -499,8 +449,18 @@ int cmd_perplexity(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (o.text && !(o.text_buf = cli_read_file("perplexity", o.text, TOK_MAX_INPUT, &o.text_len)))
+        return 1;
+    char resolved[4096];
+    if (cli_model_path("perplexity", o.model, resolved, sizeof resolved) < 0) {
+        free(o.text_buf);
+        return 1;
+    }
+    o.model = resolved;
     hearth_err err = {{0}};
-    if (run(&o, &err)) {
+    int rc = run(&o, &err);
+    free(o.text_buf);
+    if (rc) {
         fprintf(stderr, "hearth perplexity: %s\n", err.msg);
         return 1;
     }

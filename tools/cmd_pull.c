@@ -56,6 +56,18 @@ int cmd_pull(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    char want[SHA256_HEX_SIZE];
+    if (o.sha256 && !pull_hex_digest(o.sha256, want)) { /* a bad value is a usage error */
+        fprintf(stderr, "hearth pull: --sha256: expected 64 hex digits, found '%s'\n", o.sha256);
+        return 2;
+    }
+    if (o.name && !store_name_ok(o.name)) {
+        fprintf(stderr,
+                "hearth pull: --name: expected a file name (1-255 bytes, no '/', not starting "
+                "with '.'), found '%s'\n",
+                o.name);
+        return 2;
+    }
     o.progress = quiet ? PULL_PROGRESS_NONE
                        : (isatty(STDERR_FILENO) ? PULL_PROGRESS_TTY : PULL_PROGRESS_LINES);
     if (quiet) o.log = NULL;

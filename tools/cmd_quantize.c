@@ -14,6 +14,8 @@
 #include "quant/quantize.h"
 
 #include "cli.h"
+#include "cli_util.h"
+#include "model_arg.h"
 
 static void usage(FILE *out) {
     fprintf(out, "usage: hearth quantize IN.gguf OUT.gguf TYPE [--threads N] [--allow-requantize] "
@@ -27,19 +29,6 @@ static void usage(FILE *out) {
                  "  --threads N          threads (default: online CPUs)\n"
                  "  --allow-requantize   accept an already quantized input (loses quality)\n"
                  "  --pure               no mix: every quantized tensor gets TYPE's base type\n");
-}
-
-static int parse_int(const char *s, const char *what, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "hearth quantize: %s: expected an integer in [%d, %d], found '%s'\n", what,
-                lo, hi, s);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
 }
 
 int cmd_quantize(int argc, char **argv) {
@@ -56,7 +45,7 @@ int cmd_quantize(int argc, char **argv) {
                 fprintf(stderr, "hearth quantize: %s needs a value\n", a);
                 return 2;
             }
-            if (parse_int(argv[++i], a, 1, TP_MAX_THREADS, &p.n_threads)) return 2;
+            if (opt_int("quantize", a, argv[++i], 1, TP_MAX_THREADS, &p.n_threads)) return 2;
         } else if (!strcmp(a, "--allow-requantize")) {
             p.allow_requantize = true;
         } else if (!strcmp(a, "--pure")) {
@@ -84,8 +73,10 @@ int cmd_quantize(int argc, char **argv) {
     }
     p.ftype = (quant_ftype)ft;
     hearth_err err = {{0}};
-    if (quant_file(pos[0], pos[1], &p, &err)) {
-        fprintf(stderr, "hearth %s\n", err.msg);
+    char in[4096];
+    if (cli_model_path("quantize", pos[0], in, sizeof in) < 0) return 1;
+    if (quant_file(in, pos[1], &p, &err)) {
+        fprintf(stderr, "hearth quantize: %s\n", err.msg);
         return 1;
     }
     return 0;

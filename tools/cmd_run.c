@@ -6,11 +6,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/threadpool.h"
 #include "cli.h"
 #include "gen_common.h"
 #include "hearth.h"
 
-#define MAX_STOPS 64
+#define MAX_STOPS        64
+#define MAX_PROMPT_BYTES ((size_t)256 << 20) /* the tokenizer's limit per call */
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -50,36 +52,6 @@ static int on_token(void *ud, int32_t tok) {
     out_state *o = ud;
     printf("%s%d", o->n_ids++ ? " " : "", (int)tok);
     return 0;
-}
-
-static char *read_all(FILE *f, size_t *len) {
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    if (!buf) return NULL;
-    for (;;) {
-        if (n + 1 >= cap) {
-            if (cap > ((size_t)1 << 30)) {
-                free(buf);
-                return NULL;
-            }
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) {
-                free(buf);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0) break;
-    }
-    if (ferror(f)) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
 }
 
 int cmd_run(int argc, char **argv) {
@@ -135,7 +107,7 @@ int cmd_run(int argc, char **argv) {
             if (opt_int("run", a, val, 1, 1 << 16, &n_batch) < 0) return 2;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             NEEDS_VALUE;
-            if (opt_int("run", a, val, 1, 1024, &n_threads) < 0) return 2;
+            if (opt_int("run", a, val, 1, TP_MAX_THREADS, &n_threads) < 0) return 2;
         } else if (!strcmp(a, "--stop")) {
             NEEDS_VALUE;
             if (n_stops == MAX_STOPS) {
@@ -184,16 +156,17 @@ int cmd_run(int argc, char **argv) {
         if (!file_arg && isatty(STDIN_FILENO))
             fprintf(stderr,
                     "hearth run: reading the prompt from the terminal (end it with Ctrl-D)\n");
-        FILE *f = file_arg ? fopen(file_arg, "rb") : stdin;
-        if (!f) {
-            fprintf(stderr, "hearth run: %s: cannot open\n", file_arg);
-            return 1;
-        }
-        text = read_all(f, &text_len);
-        if (file_arg) fclose(f);
+        text = file_arg ? cli_read_file("run", file_arg, MAX_PROMPT_BYTES, &text_len)
+                        : cli_read_stream("run", stdin, "stdin", MAX_PROMPT_BYTES, &text_len);
+        if (!text) return 1;
     }
     if (!text) {
-        fprintf(stderr, "hearth run: cannot read the prompt\n");
+        fprintf(stderr, "hearth run: out of memory\n");
+        return 1;
+    }
+    if (chat && memchr(text, 0, text_len)) { /* a message is a C string: refuse, never cut */
+        fprintf(stderr, "hearth run: --chat: the prompt contains a NUL byte\n");
+        free(text);
         return 1;
     }
 

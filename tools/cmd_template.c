@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_util.h"
 #include "model_arg.h"
 #include "gguf/gguf.h"
 #include "text/template.h"
@@ -37,48 +38,6 @@ static void template_usage(FILE *out) {
             "  --add-generation-prompt  end with the assistant turn's opening\n"
             "  --bos TEXT, --eos TEXT   the bos_token / eos_token variables\n"
             "  --extra JSON             more variables, e.g. '{\"enable_thinking\": false}'\n");
-}
-
-/* Whole file, NUL-terminated; NULL with a message on failure. */
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "hearth template: %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        if (n == cap) {
-            if (cap >= MAX_INPUT) {
-                fprintf(stderr, "hearth template: %s: larger than %u bytes\n", path, MAX_INPUT);
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            char *b = realloc(buf, 2 * cap + 1);
-            if (!b) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = b;
-            cap *= 2;
-        }
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) break;
-    }
-    if (!buf || ferror(f)) {
-        fprintf(stderr, "hearth template: %s: read failed\n", path);
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = 0;
-    *len = n;
-    return buf;
 }
 
 /* The text of the token whose id is stored under `key`, or NULL if absent. */
@@ -142,6 +101,16 @@ int cmd_template(int argc, char **argv) {
         template_usage(stderr);
         return 2;
     }
+    if (extra) { /* checked here so that a bad value is a usage error */
+        json_t *x = json_loads(extra, 0, NULL);
+        bool is_obj = json_is_object(x);
+        json_decref(x);
+        if (!is_obj) {
+            fprintf(stderr, "hearth template: --extra: expected a JSON object, found '%s'\n",
+                    extra);
+            return 2;
+        }
+    }
 
     int status = 1;
     hearth_err err = {{0}};
@@ -175,13 +144,13 @@ int cmd_template(int argc, char **argv) {
         }
         gguf_close(f);
         if (!tpl || rc1 || rc2) goto done;
-    } else if (!(tpl = read_file(tpl_path, &tpl_len))) {
+    } else if (!(tpl = cli_read_file("template", tpl_path, MAX_INPUT, &tpl_len))) {
         goto done;
     }
     if (!bos) bos = model_bos;
     if (!eos) eos = model_eos;
 
-    if (!(msgs_text = read_file(msg_path, &n))) goto done;
+    if (!(msgs_text = cli_read_file("template", msg_path, MAX_INPUT, &n))) goto done;
     json_error_t je;
     mj = json_loadb(msgs_text, n, JSON_ALLOW_NUL, &je);
     if (!mj) {
@@ -207,7 +176,7 @@ int cmd_template(int argc, char **argv) {
     }
     msgs_out = json_dumps(messages, JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
     if (tools_path) {
-        if (!(tools_text = read_file(tools_path, &n))) goto done;
+        if (!(tools_text = cli_read_file("template", tools_path, MAX_INPUT, &n))) goto done;
     } else if (tools && !json_is_null(tools)) {
         tools_out = json_dumps(tools, JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
     }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_util.h"
 #include "model_arg.h"
 #include "gguf/gguf.h"
 #include "text/tokenizer.h"
@@ -51,45 +52,6 @@ static tok_vocab *open_vocab(const char *cmd, const char *path) {
     if (!v) fprintf(stderr, "hearth %s: %s: %s\n", cmd, path, err.msg);
     gguf_close(f);
     return v;
-}
-
-/* All of stdin (at most `max` bytes); NULL with a message on failure. */
-static char *read_stdin(const char *cmd, size_t max, size_t *len) {
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        if (n == cap) {
-            if (cap > max) {
-                fprintf(stderr, "hearth %s: input is longer than %zu bytes\n", cmd, max);
-                free(buf);
-                return NULL;
-            }
-            char *b = realloc(buf, 2 * cap + 1);
-            if (!b) break;
-            buf = b;
-            cap *= 2;
-        }
-        size_t k = fread(buf + n, 1, cap - n, stdin);
-        n += k;
-        if (k == 0) {
-            if (ferror(stdin)) {
-                fprintf(stderr, "hearth %s: reading stdin: %s\n", cmd, strerror(errno));
-                free(buf);
-                return NULL;
-            }
-            if (n > max) {
-                fprintf(stderr, "hearth %s: input is longer than %zu bytes\n", cmd, max);
-                free(buf);
-                return NULL;
-            }
-            buf[n] = 0;
-            *len = n;
-            return buf;
-        }
-    }
-    free(buf);
-    fprintf(stderr, "hearth %s: out of memory reading stdin\n", cmd);
-    return NULL;
 }
 
 /* The piece quoted; bytes that are not whole UTF-8 characters as \xNN. */
@@ -165,7 +127,7 @@ int cmd_tokenize(int argc, char **argv) {
     tok_vocab *v = open_vocab("tokenize", model);
     if (!v) return 1;
     size_t len;
-    char *text = read_stdin("tokenize", TOK_MAX_INPUT, &len);
+    char *text = cli_read_stream("tokenize", stdin, "stdin", TOK_MAX_INPUT, &len);
     if (!text) {
         tok_free(v);
         return 1;
@@ -231,16 +193,22 @@ int cmd_detokenize(int argc, char **argv) {
     tok_vocab *v = open_vocab("detokenize", model);
     if (!v) return 1;
     size_t len;
-    char *text = read_stdin("detokenize", 64u << 20, &len);
+    char *text = cli_read_stream("detokenize", stdin, "stdin", 64u << 20, &len);
     if (!text) {
         tok_free(v);
         return 1;
     }
     /* Every id is checked before any text is written. */
     int rc = 0;
+    const char *nul = memchr(text, 0, len);
+    if (nul) { /* the parse below stops at a NUL: refuse rather than drop the rest */
+        fprintf(stderr, "hearth detokenize: stdin: NUL byte at offset %zu, expected token ids\n",
+                (size_t)(nul - text));
+        rc = 1;
+    }
     size_t n = 0, cap = 1024;
     int32_t *ids = malloc(cap * sizeof *ids);
-    for (char *p = text; ids && *p;) {
+    for (char *p = text; ids && rc == 0 && *p;) {
         while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ',') p++;
         if (!*p) break;
         char *end;
@@ -266,7 +234,11 @@ int cmd_detokenize(int argc, char **argv) {
         }
         if (n == cap) {
             int32_t *b = realloc(ids, 2 * cap * sizeof *ids);
-            if (!b) break;
+            if (!b) {
+                fprintf(stderr, "hearth detokenize: out of memory after %zu ids\n", n);
+                rc = 1;
+                break;
+            }
             ids = b;
             cap *= 2;
         }

@@ -11,46 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-int opt_int(const char *cmd, const char *opt, const char *s, long lo, long hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || !*s || isspace((unsigned char)*s) || *end || errno || v < lo || v > hi) {
-        fprintf(stderr, "hearth %s: %s: expected an integer in [%ld, %ld], found '%s'\n", cmd, opt,
-                lo, hi, s ? s : "");
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
-}
-
-int opt_u64(const char *cmd, const char *opt, const char *s, uint64_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = s ? strtoull(s, &end, 10) : 0;
-    if (!s || !*s || *end || errno || *s == '-' || *s == '+' || *s == ' ') {
-        fprintf(stderr, "hearth %s: %s: expected an integer in [0, 2^64), found '%s'\n", cmd, opt,
-                s ? s : "");
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-int opt_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out) {
-    char *end;
-    errno = 0;
-    double v = s ? strtod(s, &end) : 0;
-    if (!s || !*s || isspace((unsigned char)*s) || *end || errno || !isfinite(v) || v < lo ||
-        v > hi) {
-        fprintf(stderr, "hearth %s: %s: expected a number in [%g, %g], found '%s'\n", cmd, opt, lo,
-                hi, s ? s : "");
-        return -1;
-    }
-    *out = (float)v;
-    return 0;
-}
-
 const char SAMP_OPTS_HELP[] =
     "sampling (defaults from the model: 0.6/top-p 0.95 for <think> models, else llama.cpp's):\n"
     "  --temp T                temperature, 0 = greedy (default 0.8)\n"

@@ -1,18 +1,13 @@
-/* What `hearth run` and `hearth chat` share: strict number parsing, the
- * sampling options, and loading a model by path, store name or `demo`. */
+/* What `hearth run` and `hearth chat` share: the sampling options, and loading a model by path,
+ * store name or `demo`. */
 #ifndef HEARTH_TOOLS_GEN_COMMON_H
 #define HEARTH_TOOLS_GEN_COMMON_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cli_util.h"
 #include "hearth.h"
-
-/* Strict parsers: the whole string must be the number, within [lo, hi]. On
- * failure they print "hearth CMD: OPT: expected ..., found 'S'" and return -1. */
-int opt_int(const char *cmd, const char *opt, const char *s, long lo, long hi, int *out);
-int opt_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
-int opt_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out);
 
 /* Sampling options as given on the command line; unset ones keep the model's
  * defaults (hearth_gen_default_params). */

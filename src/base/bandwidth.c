@@ -155,6 +155,14 @@ int bw_measure(size_t bytes, int n_threads, bw_pages pages, int passes, bw_resul
     if (bytes < MIB || bytes > ((size_t)1 << 40))
         return hearth_errf(err, "bandwidth: expected a buffer of 1 MiB to 1 TiB, found %zu bytes",
                            bytes);
+    /* The whole buffer is touched: one larger than the machine would swap or
+     * wake the OOM killer, so refuse more than half of physical memory. */
+    long phys_pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (phys_pages > 0 && page > 0 && bytes / (size_t)page > (size_t)phys_pages / 2)
+        return hearth_errf(err,
+                           "bandwidth: a buffer of %zu MiB is more than half of this machine's "
+                           "%zu MiB of memory",
+                           bytes >> 20, ((size_t)phys_pages * (size_t)page) >> 20);
     bytes = bytes / HUGE_PAGE * HUGE_PAGE;
     if (bytes < HUGE_PAGE) bytes = HUGE_PAGE;
 

@@ -29,7 +29,8 @@ typedef struct bw_result {
     int passes;
 } bw_result;
 
-/* bytes >= 1 MiB (rounded down to a multiple of 2 MiB, at least 2 MiB);
+/* bytes >= 1 MiB (rounded down to a multiple of 2 MiB, at least 2 MiB) and
+ * at most half of physical memory (the buffer is touched whole);
  * n_threads <= 0: online CPUs; passes >= 1. -1 with a message on failure
  * (no memory, bad arguments, thread creation). */
 int bw_measure(size_t bytes, int n_threads, bw_pages pages, int passes, bw_result *out,

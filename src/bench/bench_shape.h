@@ -67,7 +67,7 @@ const char *bench_ftype_name(bench_ftype ft);
 int bench_shape_tensors(const bench_shape *s, bench_ftype ft, bench_tensor **out, size_t *n,
                         hearth_err *err);
 
-/* Writes the file (PATH.tmp, then renamed). n_threads <= 0: online CPUs. */
+/* Writes the file (a temporary file, then renamed). n_threads <= 0: online CPUs. */
 int bench_shape_write(const bench_shape *s, bench_ftype ft, uint64_t seed, const char *path,
                       int n_threads, hearth_err *err);
 

@@ -121,8 +121,7 @@ static uint64_t index_insert(const gguf_file *f, uint64_t *index, uint64_t cap, 
     }
 }
 
-/* Size of one scalar of type t; 0 for string/array. */
-static uint64_t vtype_size(gguf_vtype t) {
+size_t gguf_vtype_size(gguf_vtype t) {
     switch (t) {
     case GGUF_UINT8:
     case GGUF_INT8:
@@ -304,8 +303,8 @@ static int parse_value(reader *r, gguf_kv *kv, const char *key) {
     }
     if (kv->type != GGUF_ARRAY) {
         snprintf(what, sizeof what, "key '%s': %s value", key, gguf_vtype_name(kv->type));
-        if (need(r, vtype_size(kv->type), what)) return -1;
-        r->pos += vtype_size(kv->type);
+        if (need(r, gguf_vtype_size(kv->type), what)) return -1;
+        r->pos += gguf_vtype_size(kv->type);
         return 0;
     }
     uint32_t et;
@@ -321,7 +320,7 @@ static int parse_value(reader *r, gguf_kv *kv, const char *key) {
     kv->arr.n = n;
     kv->arr.data = r->p + r->pos;
     if (et != GGUF_STRING) {
-        uint64_t es = vtype_size((gguf_vtype)et);
+        uint64_t es = gguf_vtype_size((gguf_vtype)et);
         if (n > left(r) / es)
             return hearth_errf(r->err,
                                "key '%s': array of %" PRIu64 " %s elements (%" PRIu64
@@ -824,14 +823,14 @@ int64_t gguf_arr_int(const gguf_arr *a, uint64_t i) {
         if (d <= -9223372036854775808.0) return INT64_MIN;
         return (int64_t)d;
     }
-    int_val v = read_int(a->data + i * vtype_size(a->type), a->type);
+    int_val v = read_int(a->data + i * gguf_vtype_size(a->type), a->type);
     return v.is_signed ? v.s : (int64_t)v.u;
 }
 
 double gguf_arr_float(const gguf_arr *a, uint64_t i) {
     if (i >= a->n || a->type == GGUF_STRING) return 0;
     if (a->type == GGUF_BOOL) return a->data[i] != 0;
-    return read_float(a->data + i * vtype_size(a->type), a->type);
+    return read_float(a->data + i * gguf_vtype_size(a->type), a->type);
 }
 
 /* ---- tensors ----------------------------------------------------------- */

@@ -95,6 +95,8 @@ const gguf_kv *gguf_kv_at(const gguf_file *f, uint64_t i);
 const gguf_kv *gguf_find(const gguf_file *f, const char *key); /* NULL if absent */
 bool gguf_has(const gguf_file *f, const char *key);
 const char *gguf_vtype_name(gguf_vtype t);
+/* Bytes of one scalar of type t; 0 for string, array and invalid ids. */
+size_t gguf_vtype_size(gguf_vtype t);
 /* The value of a string entry ({"", 0} when kv is not a string). */
 gguf_str gguf_kv_str(const gguf_kv *kv);
 
@@ -130,8 +132,10 @@ bool gguf_str_eq(gguf_str s, const char *c);
 char *gguf_str_dup(gguf_str s); /* malloc'd, NUL-terminated; NULL on OOM */
 
 /* Writer: collects metadata and tensors in memory, then writes a v3 file
- * (alignment 32) to PATH.tmp and renames it over PATH. Setting a key again
- * replaces its value. The set_* functions return -1 on bad arguments or OOM. */
+ * (alignment 32) to a temporary file of its own next to PATH and renames it
+ * over PATH, so concurrent writers of one PATH all succeed and readers never
+ * see a partial file. Setting a key again replaces its value. The set_*
+ * functions return -1 on bad arguments or OOM. */
 typedef struct gguf_writer gguf_writer;
 gguf_writer *gguf_writer_new(void);
 void gguf_writer_free(gguf_writer *w);

@@ -1,13 +1,16 @@
 /* GGUF v3 writer: metadata and tensors are collected in memory, then written
- * in one pass (to PATH.tmp, renamed over PATH when complete). Tensor data is
+ * in one pass (to .NAME.tmp.PID.N beside PATH, renamed over PATH when complete). Tensor data is
  * aligned to 32 bytes, the default, so no general.alignment key is written. */
 #include "gguf/gguf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #define WRITER_ALIGNMENT 32
 
@@ -50,28 +53,6 @@ void gguf_writer_free(gguf_writer *w) {
     free(w->kv);
     free(w->t);
     free(w);
-}
-
-static size_t scalar_size(gguf_vtype t) {
-    switch (t) {
-    case GGUF_UINT8:
-    case GGUF_INT8:
-    case GGUF_BOOL:
-        return 1;
-    case GGUF_UINT16:
-    case GGUF_INT16:
-        return 2;
-    case GGUF_UINT32:
-    case GGUF_INT32:
-    case GGUF_FLOAT32:
-        return 4;
-    case GGUF_UINT64:
-    case GGUF_INT64:
-    case GGUF_FLOAT64:
-        return 8;
-    default:
-        return 0;
-    }
 }
 
 /* Stores (key, type, val): replaces an existing key, keeping its position.
@@ -117,7 +98,7 @@ static int put_copy(gguf_writer *w, const char *key, gguf_vtype type, const void
 }
 
 int gguf_writer_set_val(gguf_writer *w, const char *key, gguf_vtype t, const void *value) {
-    size_t n = scalar_size(t);
+    size_t n = gguf_vtype_size(t);
     if (!n || !value) return -1;
     return put_copy(w, key, t, value, n);
 }
@@ -155,7 +136,7 @@ int gguf_writer_set_str(gguf_writer *w, const char *key, const char *v) {
 
 int gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_vtype t, const void *data,
                         uint64_t n) {
-    size_t es = scalar_size(t);
+    size_t es = gguf_vtype_size(t);
     if (!es || (n && !data) || n > (SIZE_MAX - 12) / es) return -1;
     size_t len = 12 + (size_t)n * es;
     uint8_t *val = malloc(len);
@@ -349,12 +330,25 @@ static int put_str(FILE *fp, const char *s) {
 }
 
 int gguf_writer_write(gguf_writer *w, const char *path, hearth_err *err) {
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
+    /* A temporary name of this writer's own: two processes writing the same
+     * PATH (the demo model on first use) must not share one, or the second
+     * rename finds it gone and the file can be read half-rewritten. */
+    static atomic_uint seq;
+    size_t cap = strlen(path) + 64;
+    char *tmp = malloc(cap);
     if (!tmp) return hearth_errf(err, "%s: out of memory", path);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    FILE *fp = fopen(tmp, "wb");
+    /* hidden (".NAME.tmp.PID.N" beside PATH): a leftover of a killed write
+     * is not listed as a model by the store, which skips dot files */
+    const char *slash = strrchr(path, '/');
+    int dir_len = slash ? (int)(slash - path + 1) : 0;
+    snprintf(tmp, cap, "%.*s.%s.tmp.%ld.%u", dir_len, path, path + dir_len, (long)getpid(),
+             atomic_fetch_add(&seq, 1));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (fd >= 0 && !fp) {
+        close(fd);
+        remove(tmp);
+    }
     if (!fp) {
         hearth_errf(err, "%s: cannot create: %s", tmp, strerror(errno));
         free(tmp);

@@ -543,7 +543,8 @@ int quant_file(const char *in_path, const char *out_path, const quant_params *p,
     int64_t max_nx = 1;
     for (uint64_t i = 0; i < n; i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
-        if (t->ne[0] > max_nx) max_nx = t->ne[0];
+        /* only rows that exist: a tensor of 0 rows may have any ne[0] */
+        if (t->nbytes && t->ne[0] > max_nx) max_nx = t->ne[0];
     }
     if ((uint64_t)max_nx > SIZE_MAX / sizeof(float) / (uint64_t)n_threads) {
         hearth_errf(err, "quantize: rows of %" PRId64 " elements are too long", max_nx);

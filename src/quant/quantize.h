@@ -72,7 +72,7 @@ typedef struct quant_params {
  * the mix needs (architecture, block count, heads) is missing or bad. */
 int quant_plan(const gguf_file *f, const quant_params *p, ht_type *types, hearth_err *err);
 
-/* Quantizes the file at in_path into out_path (written to out_path.tmp, then
+/* Quantizes the file at in_path into out_path (written to a temporary file, then
  * renamed): every key is copied, general.file_type and
  * general.quantization_version (2) are set. */
 int quant_file(const char *in_path, const char *out_path, const quant_params *p, hearth_err *err);

@@ -298,6 +298,15 @@ static void test_bandwidth(void **state) {
     assert_non_null(strstr(err.msg, "1 MiB"));
     assert_int_equal(bw_measure(16 << 20, 1, BW_PAGES_4K, 0, &r, &err), -1);
     assert_int_equal(bw_measure(16 << 20, 100000, BW_PAGES_4K, 1, &r, &err), -1);
+    /* More than half of physical memory is refused before anything is
+     * mapped or touched (a 1 TiB --size used to be memset whole). */
+    size_t phys = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
+    size_t big = phys / 2 + (64u << 20);
+    if (big <= ((size_t)1 << 40)) {
+        assert_int_equal(bw_measure(big, 1, BW_PAGES_4K, 1, &r, &err), -1);
+        assert_non_null(strstr(err.msg, "half of this machine's"));
+    }
+    assert_int_equal(bw_measure((size_t)1 << 40, 1, BW_PAGES_4K, 1, &r, &err), -1);
 }
 
 static void test_names(void **state) {

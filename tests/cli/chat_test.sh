@@ -54,6 +54,17 @@ assert [x["role"] for x in m] == ["system", "user", "assistant"], m
 assert m[0]["content"] == "You are terse." and m[1]["content"] == "hi", m
 PY
 
+# A line with a NUL byte is refused whole (never cut at the NUL); /save fails
+# rather than dropping a message jansson cannot hold (a non-UTF-8 /system).
+printf 'hi\0there\n/save %s\n/system \377\n/save %s\n/bye\n' "$T/nul.json" "$T/bad.json" |
+    "$H" chat -m demo -n 4 -t 2 >"$T/out" 2>"$T/err"
+grep -q "the line contains a NUL byte; ignored" "$T/err" && ok "NUL line refused" ||
+    fail "NUL line: $(cat "$T/err")"
+[ "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$T/nul.json")" = 0 ] &&
+    ok "NUL line not stored" || fail "NUL line stored: $(cat "$T/nul.json")"
+grep -q "cannot write $T/bad.json" "$T/err" && [ ! -e "$T/bad.json" ] && ok "/save of non-UTF-8 fails" ||
+    fail "/save non-UTF-8: $(cat "$T/err"; cat "$T/bad.json" 2>/dev/null)"
+
 # Reasoning model through a pipe: labelled, no raw markers; hidden on request;
 # the stored assistant message holds no thinking.
 printf 'hi\n/save %s\n' "$T/r1.json" | "$H" chat -m "$R1" -n 12 --seed 1 -t 2 >"$T/out" 2>"$T/err"

@@ -2,7 +2,7 @@
 # `hearth inspect` end to end: on every golden model it exits 0, its --json is
 # valid JSON, and the KV cache bytes per token it prints equal what this script
 # computes itself from the model's hyperparameters; on broken input it exits 1
-# (not a signal) with "hearth: FILE: message" on stderr. Needs HEARTH_BIN,
+# (not a signal) with "hearth inspect: FILE: message" on stderr. Needs HEARTH_BIN,
 # HEARTH_SHARED and python3.
 set -u
 h=${HEARTH_BIN:?}
@@ -56,7 +56,7 @@ head -c 1000 "$models/llama-spm.q8_0.gguf" >"$tmp/cut.gguf"
 "$h" inspect "$tmp/cut.gguf" >/dev/null 2>"$tmp/err.txt"
 rc=$?
 [ $rc -eq 1 ] || fail "truncated file: exit $rc, expected 1"
-grep -q "^hearth: $tmp/cut.gguf: .*fit\|^hearth: $tmp/cut.gguf: .*end of the file" "$tmp/err.txt" ||
+grep -q "^hearth inspect: $tmp/cut.gguf: .*fit\|^hearth inspect: $tmp/cut.gguf: .*end of the file" "$tmp/err.txt" ||
     fail "truncated file: message: $(cat "$tmp/err.txt")"
 # Every truncation of the header region: exit 1, never a signal.
 "$h" inspect --json "$models/qwen2-chatml.q4_0.gguf" >"$tmp/out.json" || fail "qwen2-chatml.q4_0 --json"
@@ -66,7 +66,7 @@ for cut in 0 3 4 8 23 24 40 100 1000 5000 $((size - 1)); do
     "$h" inspect "$tmp/cut.gguf" >/dev/null 2>"$tmp/err.txt"
     rc=$?
     [ $rc -eq 1 ] || fail "cut at $cut: exit $rc, expected 1"
-    grep -q "^hearth: $tmp/cut.gguf: " "$tmp/err.txt" || fail "cut at $cut: message: $(cat "$tmp/err.txt")"
+    grep -q "^hearth inspect: $tmp/cut.gguf: " "$tmp/err.txt" || fail "cut at $cut: message: $(cat "$tmp/err.txt")"
 done
 "$h" inspect /nonexistent.gguf 2>"$tmp/err.txt"
 [ $? -eq 1 ] || fail "missing file: expected exit 1"

@@ -6,10 +6,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "gguf/gguf.h"
@@ -240,10 +242,64 @@ static void test_copy_golden_model(void **state) {
     unlink(path);
 }
 
+/* Several processes writing the same path at once (the demo model on first
+ * use): every write succeeds, the file is whole, no temporary file is left.
+ * With one shared PATH.tmp the later renames failed with ENOENT. */
+static void test_concurrent_writers(void **state) {
+    (void)state;
+    char dir[] = "/tmp/hearth_writers_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/same.gguf", dir);
+    static float data[1 << 18]; /* 1 MiB of tensor data, so the writes overlap */
+    for (size_t i = 0; i < sizeof data / sizeof *data; i++) data[i] = (float)i;
+    enum { N_PROC = 6, ROUNDS = 3 };
+    for (int round = 0; round < ROUNDS; round++) {
+        pid_t pids[N_PROC];
+        for (int p = 0; p < N_PROC; p++) {
+            pids[p] = fork();
+            assert_true(pids[p] >= 0);
+            if (pids[p] == 0) {
+                gguf_writer *w = gguf_writer_new();
+                int64_t ne[2] = {512, 512};
+                hearth_err err;
+                int bad = !w || gguf_writer_set_u32(w, "v.round", (uint32_t)round) ||
+                          gguf_writer_add_tensor_ref(w, "t", HT_F32, 2, ne, data, &err) ||
+                          gguf_writer_write(w, path, &err);
+                gguf_writer_free(w);
+                _exit(bad);
+            }
+        }
+        for (int p = 0; p < N_PROC; p++) {
+            int st = 0;
+            assert_int_equal(waitpid(pids[p], &st, 0), pids[p]);
+            assert_true(WIFEXITED(st));
+            assert_int_equal(WEXITSTATUS(st), 0);
+        }
+        hearth_err err;
+        gguf_file *f = gguf_open(path, &err);
+        assert_non_null(f);
+        const gguf_tensor *t = gguf_find_tensor(f, "t");
+        assert_non_null(t);
+        assert_memory_equal(t->data, data, sizeof data);
+        gguf_close(f);
+    }
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n_files = 0;
+    for (struct dirent *de; (de = readdir(d));)
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) n_files++;
+    closedir(d);
+    assert_int_equal(n_files, 1); /* same.gguf only: no temporary file left */
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all_value_types_round_trip),
         cmocka_unit_test(test_copy_golden_model),
+        cmocka_unit_test(test_concurrent_writers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

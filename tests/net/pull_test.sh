@@ -122,7 +122,10 @@ expect_fail "X-Linked-ETag that does not match" badsha.gguf "SHA-256 mismatch fo
 [ "$(psize badsha.gguf)" = none ] && ok "  ...mismatching download deleted" || bad "badsha.gguf.partial kept"
 expect_fail "--sha256 given and wrong" wrongsha.gguf "(from --sha256)" \
     --sha256 "$(printf 0%.0s $(seq 64))" hf://t/good/wrongsha.gguf
-expect_fail "--sha256 not hex" notes.gguf "expected 64 hex digits" --sha256 xyz hf://t/good/notes.gguf
+# A malformed --sha256 is a usage error (exit 2, as for every command's bad option values).
+pull --sha256 xyz hf://t/good/notes.gguf
+[ "$RC" -eq 2 ] && grep -qF -- "--sha256: expected 64 hex digits" "$TMP/err" && [ ! -e "$M/notes.gguf" ] &&
+    ok "--sha256 not hex: usage error" || bad "--sha256 not hex: exit $RC, $(cat "$TMP/err")"
 expect_fail "short body" short.gguf "short body: expected $SIZE bytes, received $((SIZE / 2))" \
     hf://t/short/short.gguf
 [ "$(psize short.gguf)" = $((SIZE / 2)) ] && ok "  ...partial kept for resume" || bad "short.gguf.partial: $(psize short.gguf)"

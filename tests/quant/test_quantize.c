@@ -412,6 +412,41 @@ static void write_file(const char *path, bool with_block_count, int n_expert,
 /* Shapes the golden files do not have: rows not a multiple of 256 or of 32,
  * expert tensors naming a layer the model does not have, missing keys,
  * integer tensors. */
+/* A tensor with no rows may have any row length: it must not size the
+ * conversion scratch (2^40 floats per thread were asked of malloc). */
+static void test_empty_tensor_with_huge_rows(void **state) {
+    (void)state;
+    char path[512], out[512];
+    snprintf(path, sizeof(path), "%s/empty_rows.gguf", tmpdir);
+    snprintf(out, sizeof(out), "%s/empty_rows.q8_0.gguf", tmpdir);
+    gguf_writer *w = gguf_writer_new();
+    assert_non_null(w);
+    assert_int_equal(gguf_writer_set_str(w, "general.architecture", "llama"), 0);
+    assert_int_equal(gguf_writer_set_u32(w, "llama.block_count", 1), 0);
+    hearth_err err;
+    int64_t ne_empty[2] = {(int64_t)1 << 40, 0};
+    if (gguf_writer_add_tensor(w, "blk.0.ffn_up.weight", HT_F32, 2, ne_empty, NULL, &err))
+        fail_msg("%s", err.msg);
+    float x[256 * 2];
+    for (int i = 0; i < 512; i++) x[i] = (float)(i % 17) / 17.0f - 0.5f;
+    int64_t ne[2] = {256, 2};
+    if (gguf_writer_add_tensor(w, "blk.0.ffn_down.weight", HT_F32, 2, ne, x, &err))
+        fail_msg("%s", err.msg);
+    if (gguf_writer_write(w, path, &err)) fail_msg("%s", err.msg);
+    gguf_writer_free(w);
+    quant_params p = {.ftype = QUANT_FTYPE_Q8_0, .n_threads = 2};
+    if (quant_file(path, out, &p, &err)) fail_msg("%s", err.msg);
+    gguf_file *o = open_or_fail(out);
+    const gguf_tensor *t = gguf_find_tensor(o, "blk.0.ffn_up.weight");
+    assert_non_null(t);
+    assert_int_equal(t->ne[0], (int64_t)1 << 40);
+    assert_int_equal(t->nbytes, 0);
+    assert_int_equal(gguf_find_tensor(o, "blk.0.ffn_down.weight")->type, HT_Q8_0);
+    gguf_close(o);
+    unlink(out);
+    unlink(path);
+}
+
 static void test_fallbacks_and_bad_input(void **state) {
     (void)state;
     char path[512];
@@ -519,6 +554,7 @@ int main(void) {
         cmocka_unit_test(test_all_types_run),
         cmocka_unit_test(test_requantize_and_pure),
         cmocka_unit_test(test_fallbacks_and_bad_input),
+        cmocka_unit_test(test_empty_tensor_with_huge_rows),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -44,6 +44,10 @@ for bad in "1 2 151669" "-1" "12abc" "99999999999999999999"; do
     [ ! -s "$T/out" ] || fail "output for '$bad'"
 done
 echo "1 2 151669" | "$H" detokenize -m "$m" 2>&1 >/dev/null | grep -q "151669" || fail "message must name the id"
+# A NUL byte in the ids: refused, not a silent end of the input.
+if printf '1 2\0 3' | "$H" detokenize -m "$m" > "$T/out" 2> "$T/err"; then fail "accepted a NUL byte"; fi
+grep -q "NUL byte at offset 3" "$T/err" || fail "NUL message: $(cat "$T/err")"
+[ ! -s "$T/out" ] || fail "output for ids with a NUL byte"
 
 # Missing model, missing -m, unknown option.
 if "$H" tokenize -m "$T/none.gguf" < /dev/null 2>/dev/null; then fail "missing file accepted"; fi
