@@ -17,7 +17,10 @@
 #include "base/threadpool.h"
 #include "bench/bench_shape.h"
 #include "bench/bench_sol.h"
+#include "kernels/kernels.h"
 #include "cli.h"
+#include "cli_util.h"
+#include "model_arg.h"
 #include "model/model.h"
 
 #define MAX_REPS   1000
@@ -54,26 +57,13 @@ static void usage(FILE *out) {
                  "for a file mapping; --bw-pages).\n");
 }
 
-static int parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "hearth bench: %s expects an integer in [%ld, %ld], found '%s'\n", opt, lo,
-                hi, s ? s : "(nothing)");
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 typedef struct opts {
     const char *model;
-    long n_prompt, n_gen, threads, reps, bw_mib, size_mib, passes;
+    int n_prompt, n_gen, threads, reps, bw_mib, size_mib, passes;
     bool json, bandwidth;
     bw_pages bw_pages;
     const char *shape, *type, *out;
-    unsigned long long seed;
+    uint64_t seed;
 } opts;
 
 /* 0: parsed; 2: usage error (printed); 3: --help. */
@@ -88,11 +78,9 @@ static int parse(int argc, char **argv, opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long x;
 #define INT_OPT(s, l, field, lo, hi)                                                               \
     if (!strcmp(a, s) || !strcmp(a, l)) {                                                          \
-        if (parse_int(a, v, lo, hi, &x)) return 2;                                                 \
-        o->field = x;                                                                              \
+        if (opt_int("bench", a, v, lo, hi, &o->field)) return 2;                                   \
         i++;                                                                                       \
         continue;                                                                                  \
     }
@@ -115,14 +103,7 @@ static int parse(int argc, char **argv, opts *o) {
         } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) {
             o->model = v, i++;
         } else if (!strcmp(a, "--seed") && v) {
-            char *end;
-            errno = 0;
-            o->seed = strtoull(v, &end, 0);
-            if (errno || end == v || *end || v[0] == '-') {
-                fprintf(stderr, "hearth bench: --seed expects a non-negative integer, found '%s'\n",
-                        v);
-                return 2;
-            }
+            if (opt_u64("bench", a, v, &o->seed)) return 2;
             i++;
         } else if (!strcmp(a, "--write-shape")) {
             if (i + 3 >= argc) {
@@ -171,7 +152,7 @@ static int write_shape(const opts *o) {
         return 1;
     }
     fprintf(stderr, "wrote %s (%s %s, seed %llu) in %.1f s\n", o->out, s->name,
-            bench_ftype_name((bench_ftype)ft), o->seed, tp_now() - t0);
+            bench_ftype_name((bench_ftype)ft), (unsigned long long)o->seed, tp_now() - t0);
     return 0;
 }
 
@@ -312,14 +293,24 @@ static int bench_model(const opts *o) {
         }
         stats(t, reps);
     }
+    /* Bytes the kernels read during the tg runs (kernels.h counter: one
+     * relaxed atomic add per kernel call), to check the computed figure. */
+    double measured = 0;
     if (n_gen > 0) {
         test_result *t = &tests[n_tests++];
         snprintf(t->name, sizeof t->name, "tg%d", n_gen);
         t->n_gen = n_gen;
+        kern_count_reset();
+        kern_count_enable(true);
         for (int r = 0; r < reps; r++) {
-            if (run_tg(c, tok, n_gen, logits, &secs, &err)) goto eval_fail;
+            if (run_tg(c, tok, n_gen, logits, &secs, &err)) {
+                kern_count_enable(false);
+                goto eval_fail;
+            }
             t->ts[r] = n_gen / secs;
         }
+        kern_count_enable(false);
+        measured = (double)kern_count_bytes() / ((double)reps * n_gen);
         stats(t, reps);
     }
     for (int i = 0; i < hp->n_vocab; i++)
@@ -372,6 +363,7 @@ static int bench_model(const opts *o) {
                                       "embd_row", (json_int_t)b.embd_row, "experts",
                                       (json_int_t)b.experts, "kv", (json_int_t)b.kv, "kv_positions",
                                       bench_mean_kv_positions(0, n_gen)));
+        json_object_set_new(js, "measured_bytes_per_token", json_real(measured));
         json_object_set_new(js, "achieved_gbs", json_real(gbs));
         json_object_set_new(js, "bandwidth",
                             json_pack("{s:f, s:f, s:s, s:I, s:i}", "gbs", bw.gbs, "mean_gbs",
@@ -413,6 +405,9 @@ static int bench_model(const opts *o) {
                "experts %.3f + KV %.3f (at %.1f positions)\n",
                (double)b.total / 1e9, (double)b.weights / 1e9, (double)b.embd_row / 1e9,
                (double)b.experts / 1e9, (double)b.kv / 1e9, bench_mean_kv_positions(0, n_gen));
+        if (n_gen > 0)
+            printf("measured B/token: %.3f GB read by the kernels in tg (%+.1f%% of computed)\n",
+                   measured / 1e9, 100.0 * (measured - (double)b.total) / (double)b.total);
         printf("read bandwidth (%s pages, %d threads, %zu MiB): %.1f GB/s best, %.1f mean\n",
                bw_pages_name(o->bw_pages), bw.n_threads, bw.bytes >> 20, bw.gbs, bw.mean_gbs);
         printf("peak RSS: %s\n", rs);
@@ -441,5 +436,8 @@ int cmd_bench(int argc, char **argv) {
     if (rc) return rc;
     if (o.shape) return write_shape(&o);
     if (o.bandwidth) return bandwidth(&o);
+    char resolved[4096];
+    if (cli_model_path("bench", o.model, resolved, sizeof resolved) < 0) return 1;
+    o.model = resolved;
     return bench_model(&o);
 }

@@ -1,6 +1,7 @@
 /* Chooses the kernel variant once, at the first call, and forwards to it.
  * HEARTH_KERNELS=ref forces the portable reference kernels. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,39 @@ int kern_select(const char *name, hearth_err *err) {
     return hearth_errf(err, "kernels: unknown variant '%s' (expected ref or avx2)", name);
 }
 
+/* The byte counter (kernels.h). */
+static atomic_bool counting;
+static atomic_uint_fast64_t counted;
+
+static inline void count(uint64_t bytes) {
+    atomic_fetch_add_explicit(&counted, bytes, memory_order_relaxed);
+}
+#define COUNTING() atomic_load_explicit(&counting, memory_order_relaxed)
+
+void kern_count_enable(bool on) {
+    atomic_store_explicit(&counting, on, memory_order_relaxed);
+}
+
+void kern_count_reset(void) {
+    atomic_store_explicit(&counted, 0, memory_order_relaxed);
+}
+
+uint64_t kern_count_bytes(void) {
+    return (uint64_t)atomic_load_explicit(&counted, memory_order_relaxed);
+}
+
+/* Bytes of the cache rows an attention call reads. */
+static uint64_t attention_bytes(const kern_attn *a) {
+    int32_t last = -1; /* the highest position any query attends to */
+    for (int t = 0; t < a->n_tok; t++)
+        if (a->pos[t] > last) last = a->pos[t];
+    if (last >= a->n_kv) last = a->n_kv - 1;
+    uint64_t k = (uint64_t)a->n_head_kv * (uint64_t)a->head_dim_k;
+    uint64_t v = (uint64_t)a->n_head_kv * (uint64_t)a->head_dim_v;
+    uint64_t width = a->v == a->k && a->ldv == a->ldk ? (k > v ? k : v) : k + v;
+    return (uint64_t)(last + 1) * width * sizeof(float);
+}
+
 int kern_mat_init(kern_mat *m, ht_type type, int64_t n_cols, int64_t n_rows, const void *data,
                   hearth_err *err) {
     const ht_type_info *ti = ht_type_get(type);
@@ -84,10 +118,12 @@ int kern_mat_init(kern_mat *m, ht_type type, int64_t n_cols, int64_t n_rows, con
 
 void kern_matmul(tp_pool *pool, const kern_mat *w, const float *x, size_t ldx, float *y, size_t ldy,
                  int n_tok) {
+    if (COUNTING()) count((uint64_t)w->n_rows * w->row_bytes);
     ops()->matmul(pool, w, x, ldx, y, ldy, n_tok);
 }
 
 void kern_rmsnorm(float *y, const float *x, const float *w, int n, int n_tok, float eps) {
+    if (COUNTING() && w) count((uint64_t)n * sizeof(float));
     ops()->rmsnorm(y, x, w, n, n_tok, eps);
 }
 
@@ -105,12 +141,14 @@ void kern_rope(const kern_rope_params *p, float *x, size_t ld, int n_tok, int n_
 }
 
 void kern_attention(tp_pool *pool, const kern_attn *a) {
+    if (COUNTING()) count(attention_bytes(a));
     ops()->attention(pool, a);
 }
 
 /* Small ops without variants. */
 
 void kern_get_row(const kern_mat *w, int64_t row, float *out) {
+    if (COUNTING()) count(w->row_bytes);
     const uint8_t *src = (const uint8_t *)w->data + (size_t)row * w->row_bytes;
     if (w->type == HT_F32)
         memcpy(out, src, sizeof(float) * (size_t)w->n_cols);
@@ -123,6 +161,7 @@ void kern_add(float *y, const float *x, int64_t n) {
 }
 
 void kern_add_bias(float *y, const float *b, int n, int n_tok) {
+    if (COUNTING()) count((uint64_t)n * sizeof(float));
     for (int t = 0; t < n_tok; t++) kern_add(y + (size_t)t * n, b, n);
 }
 

@@ -22,6 +22,7 @@
 #ifndef HEARTH_KERNELS_H
 #define HEARTH_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -142,6 +143,23 @@ typedef struct kern_attn {
 } kern_attn;
 
 void kern_attention(tp_pool *pool, const kern_attn *a);
+
+/* Opt-in count of the bytes the kernels read from weights and the KV cache
+ * (benchmarks, tests), to check a model's bytes per token by measurement.
+ * Off by default; when off, each counted call costs one predictable branch.
+ * While on, these add to a process-wide total (relaxed atomics, any thread):
+ *   kern_matmul    w->n_rows * w->row_bytes (the rows it was given: a slice
+ *                  of a stacked expert tensor counts only the slice)
+ *   kern_get_row   w->row_bytes
+ *   kern_rmsnorm   n * 4 when w is not NULL (the norm weight)
+ *   kern_add_bias  n * 4 (the bias)
+ *   kern_attention the cache rows attended, 0..max(pos[t]), times the K and
+ *                  V widths (n_head_kv * head_dim * 4); when v is k (MLA's
+ *                  latent cache) the shared row is counted once, as the wider.
+ * Activations and scratch are not counted. Enabling does not reset. */
+void kern_count_enable(bool on);
+void kern_count_reset(void);
+uint64_t kern_count_bytes(void);
 
 /* The table a variant provides (dispatch.c). Internal to the kernels module
  * and its tests; callers use the kern_* functions. */
