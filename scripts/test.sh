@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: setup, the Release
-# build's tests, then the same unit and golden tests under ASan + UBSan.
+# build's tests, a short run of every fuzzer, then the unit, golden and CLI
+# tests again under ASan + UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -12,6 +13,9 @@ scripts/format.sh --check
 echo "== Release build and tests"
 scripts/build.sh build
 (cd build && ctest -j "$jobs" --output-on-failure)
+
+echo "== fuzz smoke: every libFuzzer harness for 15 s (scripts/fuzz.sh 600 for a longer run)"
+scripts/fuzz.sh 15
 
 echo "== ASan + UBSan build and tests"
 CC=clang scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHEARTH_SANITIZE=ON
