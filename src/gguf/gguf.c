@@ -388,6 +388,14 @@ static int parse(gguf_file *f, hearth_err *err) {
                            "tensor count %" PRIu64 " cannot fit in the %" PRIu64
                            " bytes left in the file (each tensor needs at least %d bytes)",
                            f->n_tensors, rem, GGUF_MIN_TENSOR_BYTES);
+    /* Real files hold tens of keys and at most a few thousand tensors; the
+     * bounds keep the index memory of a crafted file of tiny entries small. */
+    if (f->n_kv > GGUF_MAX_KV)
+        return hearth_errf(err, "metadata count %" PRIu64 " is over hearth's limit of %d keys",
+                           f->n_kv, GGUF_MAX_KV);
+    if (f->n_tensors > GGUF_MAX_TENSORS)
+        return hearth_errf(err, "tensor count %" PRIu64 " is over hearth's limit of %d tensors",
+                           f->n_tensors, GGUF_MAX_TENSORS);
 
     /* Metadata. */
     f->kv = calloc(f->n_kv ? f->n_kv : 1, sizeof *f->kv);

@@ -23,6 +23,10 @@
 #include "tensor/types.h"
 
 #define GGUF_MAX_DIMS 4
+/* Limits on what a file may declare (real models: tens of keys, a few
+ * thousand tensors at most). */
+#define GGUF_MAX_KV      65536
+#define GGUF_MAX_TENSORS 65536
 
 typedef enum gguf_vtype {
     GGUF_UINT8 = 0,

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "gguf/gguf.h" /* GGUF_MAX_KV */
+
 /* ---- byte buffer ----------------------------------------------------- */
 
 typedef struct buf {
@@ -1228,8 +1230,27 @@ int main(int argc, char **argv) {
             uint8_t z = (uint8_t)i;
             put(&b, &z, 1);
         }
-        emit_bytes("many_keys_8mib", b.p, b.n, "any", "fail", "architecture",
-                   "%llu metadata entries of 18 bytes (8 MiB): memory stays bounded",
+        emit_bytes("many_keys_8mib", b.p, b.n, "fail", "fail", "limit",
+                   "%llu metadata entries of 18 bytes (8 MiB): over the key limit",
+                   (unsigned long long)n);
+        free(b.p);
+        n = GGUF_MAX_KV;
+        b = (buf){0};
+        put(&b, "GGUF", 4);
+        put_u32(&b, 3);
+        put_u64(&b, 0);
+        put_u64(&b, n);
+        for (uint64_t i = 0; i < n; i++) {
+            char key[5];
+            for (int c = 0, d = 1; c < 5; c++, d *= 26) key[c] = (char)('A' + i / (uint64_t)d % 26);
+            put_u64(&b, 5);
+            put(&b, key, 5);
+            put_u32(&b, 0);
+            uint8_t z = (uint8_t)i;
+            put(&b, &z, 1);
+        }
+        emit_bytes("max_keys", b.p, b.n, "any", "fail", "architecture",
+                   "%llu metadata entries, the limit: opens, memory stays bounded",
                    (unsigned long long)n);
         free(b.p);
         /* As many tensors as the bound admits, all 0-sized, data in place. */
@@ -1250,8 +1271,8 @@ int main(int argc, char **argv) {
             put_u64(&b, 0);
         }
         put_zero(&b, (32 - b.n % 32) % 32);
-        emit_bytes("many_tensors_4mib", b.p, b.n, "any", "fail", "architecture",
-                   "%llu zero-sized tensors (4 MiB): memory stays bounded", (unsigned long long)n);
+        emit_bytes("many_tensors_4mib", b.p, b.n, "fail", "fail", "limit",
+                   "%llu zero-sized tensors (4 MiB): over the tensor limit", (unsigned long long)n);
         free(b.p);
     }
 
