@@ -226,23 +226,6 @@ uint64_t ds2_expert_bytes_read(const model *m) {
 
 /* ---- loading ---------------------------------------------------------- */
 
-static int ds2_int(model *m, const char *suffix, int *out, bool required, int64_t lo, int64_t hi,
-                   hearth_err *err) {
-    char key[128];
-    model_key(m, key, suffix);
-    if (!gguf_has(m->gf, key)) {
-        if (required) return hearth_errf(err, "%s: required key is missing", key);
-        return 0;
-    }
-    int64_t v;
-    if (gguf_get_i64(m->gf, key, &v, err) < 0) return -1;
-    if (v < lo || v > hi)
-        return hearth_errf(err, "%s: expected a value in [%lld, %lld], found %lld", key,
-                           (long long)lo, (long long)hi, (long long)v);
-    *out = (int)v;
-    return 0;
-}
-
 static int ds2_float(model *m, const char *suffix, float *out, hearth_err *err) {
     char key[128];
     model_key(m, key, suffix);
@@ -303,7 +286,8 @@ static int ds2_rope(model *m, ds2_weights *w, hearth_err *err) {
     if (ds2_float(m, "rope.scaling.yarn_log_multiplier", &log_mul, err) < 0) return -1;
     if (ds2_float(m, "rope.scaling.yarn_beta_fast", &beta_fast, err) < 0) return -1;
     if (ds2_float(m, "rope.scaling.yarn_beta_slow", &beta_slow, err) < 0) return -1;
-    if (ds2_int(m, "rope.scaling.original_context_length", &n_ctx_orig, false, 1, 1 << 24, err) < 0)
+    if (model_key_int(m, "rope.scaling.original_context_length", &n_ctx_orig, false, 1, 1 << 24,
+                      err) < 0)
         return -1;
     if (!yarn && !linear) factor = 1.0f;
     if (!(factor >= 1.0f && factor <= 1e6f))
@@ -400,8 +384,10 @@ static int ds2_load(model *m, hearth_err *err) {
 
     /* Attention shapes. q_lora_rank is optional: its presence, not the layer
      * count, decides between attn_q and the attn_q_a/attn_q_b pair. */
-    if (ds2_int(m, "attention.q_lora_rank", &w->q_lora_rank, false, 0, DS2_MAX_RANK, err) < 0 ||
-        ds2_int(m, "attention.kv_lora_rank", &w->kv_lora_rank, true, 1, DS2_MAX_RANK, err) < 0)
+    if (model_key_int(m, "attention.q_lora_rank", &w->q_lora_rank, false, 0, DS2_MAX_RANK, err) <
+            0 ||
+        model_key_int(m, "attention.kv_lora_rank", &w->kv_lora_rank, true, 1, DS2_MAX_RANK, err) <
+            0)
         return -1;
     if (!gguf_has(m->gf, model_key(m, key, "rope.dimension_count")))
         return hearth_errf(err, "%s: required key is missing", key);
@@ -413,8 +399,10 @@ static int ds2_load(model *m, hearth_err *err) {
     w->head_v = hp->head_dim_v;
     if (gguf_has(m->gf, model_key(m, key, "attention.key_length_mla")) ||
         gguf_has(m->gf, model_key(m, key, "attention.value_length_mla"))) {
-        if (ds2_int(m, "attention.key_length_mla", &w->head_k, true, 1, DS2_MAX_HEAD, err) < 0 ||
-            ds2_int(m, "attention.value_length_mla", &w->head_v, true, 1, DS2_MAX_HEAD, err) < 0)
+        if (model_key_int(m, "attention.key_length_mla", &w->head_k, true, 1, DS2_MAX_HEAD, err) <
+                0 ||
+            model_key_int(m, "attention.value_length_mla", &w->head_v, true, 1, DS2_MAX_HEAD, err) <
+                0)
             return -1;
     }
     if (w->head_k > DS2_MAX_HEAD || w->head_v > DS2_MAX_HEAD)
@@ -427,7 +415,8 @@ static int ds2_load(model *m, hearth_err *err) {
     w->split_kv_b = gguf_find_tensor(m->gf, "blk.0.attn_k_b.weight") != NULL;
 
     /* Feed-forward shapes. */
-    if (ds2_int(m, "leading_dense_block_count", &w->n_lead_dense, false, 0, hp->n_layer, err) < 0)
+    if (model_key_int(m, "leading_dense_block_count", &w->n_lead_dense, false, 0, hp->n_layer,
+                      err) < 0)
         return -1;
     if (w->n_lead_dense > 0 && hp->n_ff < 1)
         return hearth_errf(err, "%s: required key is missing (%d dense layers)",
@@ -437,14 +426,16 @@ static int ds2_load(model *m, hearth_err *err) {
     r->scale = 1.0f;
     if (w->n_lead_dense < hp->n_layer) {
         int n_shared = 0;
-        if (ds2_int(m, "expert_count", &r->n_expert, true, 1, DS2_MAX_EXPERT, err) < 0 ||
-            ds2_int(m, "expert_used_count", &r->n_used, true, 1, DS2_MAX_EXPERT, err) < 0 ||
-            ds2_int(m, "expert_shared_count", &n_shared, false, 0, DS2_MAX_EXPERT, err) < 0 ||
-            ds2_int(m, "expert_feed_forward_length", &w->n_ff_exp, true, 1, DS2_MAX_FF, err) < 0 ||
-            ds2_int(m, "expert_gating_func", &r->gating, false, 0, 2, err) < 0 ||
-            ds2_int(m, "expert_group_count", &r->n_group, false, 0, DS2_MAX_EXPERT, err) < 0 ||
-            ds2_int(m, "expert_group_used_count", &r->n_group_used, false, 0, DS2_MAX_EXPERT, err) <
+        if (model_key_int(m, "expert_count", &r->n_expert, true, 1, DS2_MAX_EXPERT, err) < 0 ||
+            model_key_int(m, "expert_used_count", &r->n_used, true, 1, DS2_MAX_EXPERT, err) < 0 ||
+            model_key_int(m, "expert_shared_count", &n_shared, false, 0, DS2_MAX_EXPERT, err) < 0 ||
+            model_key_int(m, "expert_feed_forward_length", &w->n_ff_exp, true, 1, DS2_MAX_FF, err) <
                 0 ||
+            model_key_int(m, "expert_gating_func", &r->gating, false, 0, 2, err) < 0 ||
+            model_key_int(m, "expert_group_count", &r->n_group, false, 0, DS2_MAX_EXPERT, err) <
+                0 ||
+            model_key_int(m, "expert_group_used_count", &r->n_group_used, false, 0, DS2_MAX_EXPERT,
+                          err) < 0 ||
             ds2_float(m, "expert_weights_scale", &r->scale, err) < 0 ||
             gguf_opt_bool(m->gf, model_key(m, key, "expert_weights_norm"), &r->norm, err) < 0)
             return -1;
@@ -455,8 +446,8 @@ static int ds2_load(model *m, hearth_err *err) {
             return hearth_errf(err, "%s: %d shared experts of width %d are too wide", hp->arch,
                                n_shared, w->n_ff_exp);
         w->n_ff_shexp = w->n_ff_exp * n_shared;
-        if (n_shared && ds2_int(m, "expert_shared_feed_forward_length", &w->n_ff_shexp, false, 1,
-                                DS2_MAX_FF, err) < 0)
+        if (n_shared && model_key_int(m, "expert_shared_feed_forward_length", &w->n_ff_shexp, false,
+                                      1, DS2_MAX_FF, err) < 0)
             return -1;
     }
     if (ds2_rope(m, w, err) < 0) return -1;

@@ -158,9 +158,8 @@ int model_vec(model *m, const float **out, const char *name, int64_t n, bool req
     return 0;
 }
 
-/* Reads an integer key into *out within [lo, hi]; absent keys keep *out when !required. */
-static int get_int(model *m, const char *suffix, int *out, bool required, int64_t lo, int64_t hi,
-                   hearth_err *err) {
+int model_key_int(model *m, const char *suffix, int *out, bool required, int64_t lo, int64_t hi,
+                  hearth_err *err) {
     char key[128];
     model_key(m, key, suffix);
     if (!gguf_has(m->gf, key)) {
@@ -188,21 +187,24 @@ static int get_float(model *m, const char *suffix, float *out, bool required, he
 
 static int read_hparams(model *m, hearth_err *err) {
     model_hparams *hp = &m->hp;
-    if (get_int(m, "block_count", &hp->n_layer, true, 1, MAX_LAYERS, err) < 0) return -1;
-    if (get_int(m, "embedding_length", &hp->n_embd, true, 1, MAX_EMBD, err) < 0) return -1;
-    if (get_int(m, "feed_forward_length", &hp->n_ff, false, 1, MAX_FF, err) < 0) return -1;
-    if (get_int(m, "attention.head_count", &hp->n_head, true, 1, MAX_HEADS, err) < 0) return -1;
+    if (model_key_int(m, "block_count", &hp->n_layer, true, 1, MAX_LAYERS, err) < 0) return -1;
+    if (model_key_int(m, "embedding_length", &hp->n_embd, true, 1, MAX_EMBD, err) < 0) return -1;
+    if (model_key_int(m, "feed_forward_length", &hp->n_ff, false, 1, MAX_FF, err) < 0) return -1;
+    if (model_key_int(m, "attention.head_count", &hp->n_head, true, 1, MAX_HEADS, err) < 0)
+        return -1;
     hp->n_head_kv = hp->n_head;
-    if (get_int(m, "attention.head_count_kv", &hp->n_head_kv, false, 1, MAX_HEADS, err) < 0)
+    if (model_key_int(m, "attention.head_count_kv", &hp->n_head_kv, false, 1, MAX_HEADS, err) < 0)
         return -1;
     hp->n_ctx_train = 2048;
-    if (get_int(m, "context_length", &hp->n_ctx_train, false, 1, MAX_CTX, err) < 0) return -1;
+    if (model_key_int(m, "context_length", &hp->n_ctx_train, false, 1, MAX_CTX, err) < 0) return -1;
     hp->head_dim_k = hp->head_dim_v = hp->n_embd / hp->n_head;
-    if (get_int(m, "attention.key_length", &hp->head_dim_k, false, 1, MAX_EMBD, err) < 0) return -1;
-    if (get_int(m, "attention.value_length", &hp->head_dim_v, false, 1, MAX_EMBD, err) < 0)
+    if (model_key_int(m, "attention.key_length", &hp->head_dim_k, false, 1, MAX_EMBD, err) < 0)
+        return -1;
+    if (model_key_int(m, "attention.value_length", &hp->head_dim_v, false, 1, MAX_EMBD, err) < 0)
         return -1;
     hp->n_rot = hp->head_dim_k;
-    if (get_int(m, "rope.dimension_count", &hp->n_rot, false, 0, MAX_EMBD, err) < 0) return -1;
+    if (model_key_int(m, "rope.dimension_count", &hp->n_rot, false, 0, MAX_EMBD, err) < 0)
+        return -1;
     hp->rms_eps = 1e-5f;
     if (get_float(m, "attention.layer_norm_rms_epsilon", &hp->rms_eps, false, err) < 0) return -1;
     hp->rope_theta = 10000.0f;

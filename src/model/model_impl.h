@@ -91,6 +91,10 @@ int model_vec(model *m, const float **out, const char *name, int64_t n, bool req
 
 /* The `<arch>.<suffix>` key name, e.g. model_key(m, buf, "block_count"). */
 const char *model_key(const model *m, char buf[128], const char *suffix);
+/* Reads the integer key `<arch>.<suffix>` into *out, checked to lie in
+ * [lo, hi]; an absent key is an error when `required`, else keeps *out. */
+int model_key_int(model *m, const char *suffix, int *out, bool required, int64_t lo, int64_t hi,
+                  hearth_err *err);
 
 /* Architectures. */
 extern const model_arch model_arch_llama;
