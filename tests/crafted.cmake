@@ -6,6 +6,7 @@
 # signal, peak RSS under 64 MiB + the file's size (128 MiB under the
 # sanitizers, whose shadow memory and quarantine are not hearth's).
 add_executable(gen_crafted ${CMAKE_CURRENT_SOURCE_DIR}/crafted/gen_crafted.c)
+target_include_directories(gen_crafted PRIVATE ${CMAKE_SOURCE_DIR}/src) # gguf.h limits
 add_executable(run_crafted ${CMAKE_CURRENT_SOURCE_DIR}/crafted/run_crafted.c)
 set(crafted_dir ${CMAKE_CURRENT_BINARY_DIR}/crafted)
 add_test(NAME crafted.generate COMMAND gen_crafted ${crafted_dir})
