@@ -12,6 +12,7 @@ pkgs=(
   tmux              # terminal test of hearth chat
   python3           # loopback HTTP test server for hearth pull
   clang-format
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user # NEON kernels, cross-built and run under qemu (scripts/test-neon.sh)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -5,9 +5,11 @@
  * dequantized row by row into F32, F32 accumulation. Faster variants must
  * agree with it: "avx2" (avx2.c, x86-64 with AVX2+FMA+F16C) rounds
  * activations to 8-bit blocks for Q8_0/Q4_0/Q5_0/Q4_K/Q6_K weights and uses
- * integer dot products (the golden tests' "fast" tier); AVX-512 and NEON
- * variants would slot into dispatch.c the same way. The variant is chosen
- * once, at the first call into this module: the environment variable
+ * integer dot products (the golden tests' "fast" tier); "neon" (neon.c,
+ * aarch64, the default there) does the same for Q8_0/Q4_0 weights and has
+ * NEON F32/F16 dot products; an AVX-512 variant would slot into dispatch.c
+ * the same way. The variant is chosen once, at the first call into this
+ * module: the environment variable
  * HEARTH_KERNELS=NAME forces a variant ("ref": the reference kernels; an
  * unknown or unsupported name also gives ref, the safe choice); otherwise the
  * fastest one the CPU supports is used. Callers just call kern_* below.

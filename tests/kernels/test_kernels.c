@@ -86,12 +86,14 @@ static void check_matmul_shape(ht_type type, tp_pool *pool, int n_tok, int64_t n
     for (size_t i = 0; i < ldx * n_tok; i++) x[i] = frand();
     for (size_t i = 0; i < ldy * n_tok; i++) y[i] = 12345.0f; /* padding must stay */
     kern_matmul(pool, &w, x, ldx, y, ldy, n_tok);
-    /* The avx2 variant rounds activations to 8-bit blocks of 32 for these
-     * weight types (x ~ d*q, d = max|x|/127, q = round(x * 127/max|x|)): the
-     * expected value is then the exact dot with those activations. */
-    bool avx2 = !strcmp(kern_name(), "avx2");
-    bool act_q8 = avx2 && (type == HT_Q8_0 || type == HT_Q4_0 || type == HT_Q5_0 ||
-                           type == HT_Q4_K || type == HT_Q6_K);
+    /* The avx2 variant (neon: for Q8_0 and Q4_0) rounds activations to
+     * 8-bit blocks of 32 for these weight types (x ~ d*q, d = max|x|/127,
+     * q = round(x * 127/max|x|)): the expected value is then the exact dot
+     * with those activations. */
+    bool avx2 = !strcmp(kern_name(), "avx2"), neon = !strcmp(kern_name(), "neon");
+    bool act_q8 = (avx2 && (type == HT_Q8_0 || type == HT_Q4_0 || type == HT_Q5_0 ||
+                            type == HT_Q4_K || type == HT_Q6_K)) ||
+                  (neon && (type == HT_Q8_0 || type == HT_Q4_0));
     const int64_t ab = 32;
     for (int64_t r = 0; r < n_rows; r++) {
         ht_dequantize_row(type, (const uint8_t *)wd + r * rb, row, n_cols);
@@ -375,7 +377,7 @@ static void test_attention(void **state) {
     tp_free(pool);
 }
 
-/* Dispatch: ref always exists; the default is avx2 where the CPU has it
+/* Dispatch: ref always exists; the default is neon on aarch64, avx2 where the CPU has it
  * (unless HEARTH_KERNELS names a variant); unknown names are refused. */
 static const char *initial; /* the variant chosen at start-up */
 
@@ -383,7 +385,12 @@ static void test_dispatch(void **state) {
     (void)state;
     const char *env = getenv("HEARTH_KERNELS");
     const char *before = kern_name();
-    if (!env || !*env) assert_string_equal(initial, kern_avx2_supported() ? "avx2" : "ref");
+    if (!env || !*env)
+        assert_string_equal(initial, kern_neon_supported()   ? "neon"
+                                     : kern_avx2_supported() ? "avx2"
+                                                             : "ref");
+    if (env && !strcmp(env, "neon"))
+        assert_string_equal(initial, kern_neon_supported() ? "neon" : "ref");
     if (env && !strcmp(env, "ref")) assert_string_equal(initial, "ref");
     hearth_err err;
     assert_int_equal(kern_select("nonesuch", &err), -1);
