@@ -224,6 +224,17 @@ int gen_run(generator *g, const int32_t *prompt, int n_prompt, const gen_params 
             st.reason = GEN_STOP_CANCELLED;
             break;
         }
+        /* NaN or Inf weights (a corrupt or hostile file) make every token
+         * equally meaningless: say so instead of sampling noise. One pass
+         * over n_vocab floats, nothing next to the forward pass. */
+        for (int i = 0; i < g->n_vocab; i++)
+            if (!isfinite(g->logits[i])) {
+                hearth_errf(err,
+                            "the model produced a non-finite logit (%g for token %d) at position "
+                            "%d: its weights hold NaN or Inf",
+                            (double)g->logits[i], i, g->n_cached);
+                goto fail_forget;
+            }
         mask_padding(g);
         int32_t tok = sampler_sample(g->smp, g->logits);
         sampler_accept(g->smp, tok);

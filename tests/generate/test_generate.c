@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "generate/demo.h"
 #include "generate/generate.h"
+#include "gguf/gguf.h"
 #include "text/tokenizer.h"
 
 typedef struct fixture {
@@ -364,6 +366,68 @@ static void test_demo_model_runs_and_ends_turns(void **state) {
     rmdir(dir);
 }
 
+static bool copy_every_key(const char *key, void *ud) {
+    (void)key;
+    (void)ud;
+    return false;
+}
+
+/* NaN weights: generation stops with an error that says so, not noise. */
+static void test_non_finite_logits_are_an_error(void **state) {
+    (void)state;
+    char dir[] = "/tmp/hearth-nan-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char src[4096], dst[4096];
+    snprintf(src, sizeof src, "%s/demo.gguf", dir);
+    snprintf(dst, sizeof dst, "%s/nan.gguf", dir);
+    hearth_err e;
+    assert_int_equal(demo_model_write(src, &e), 0);
+    /* Copy the demo model with output_norm.weight set to NaN. */
+    gguf_file *f = gguf_open(src, &e);
+    assert_non_null(f);
+    gguf_writer *w = gguf_writer_new();
+    assert_int_equal(gguf_writer_copy_kv(w, f, copy_every_key, NULL), 0);
+    float *nan_norm = NULL;
+    for (uint64_t i = 0; i < gguf_n_tensors(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        char *name = gguf_str_dup(t->name);
+        const void *data = t->data;
+        if (!strcmp(name, "output_norm.weight")) {
+            assert_int_equal(t->type, HT_F32);
+            nan_norm = malloc(t->nbytes);
+            for (int64_t j = 0; j < t->ne[0]; j++) nan_norm[j] = NAN;
+            data = nan_norm;
+        }
+        assert_int_equal(gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, data, &e), 0);
+        free(name);
+    }
+    assert_non_null(nan_norm);
+    assert_int_equal(gguf_writer_write(w, dst, &e), 0);
+    gguf_writer_free(w);
+    gguf_close(f);
+    free(nan_norm);
+
+    model_params mp = model_default_params();
+    mp.n_threads = 1;
+    model *m = model_load(dst, &mp, &e);
+    assert_non_null(m);
+    tok_vocab *v = tok_load(model_gguf(m), &e);
+    assert_non_null(v);
+    generator *g = gen_new(m, v, 64, 16, &e);
+    assert_non_null(g);
+    int32_t prompt[] = {104, 105};
+    gen_params p = greedy_params(4);
+    gen_stats st;
+    assert_int_equal(gen_run(g, prompt, 2, &p, NULL, NULL, NULL, &st, &e), -1);
+    assert_non_null(strstr(e.msg, "non-finite"));
+    gen_free(g);
+    tok_free(v);
+    model_free(m);
+    unlink(src);
+    unlink(dst);
+    rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_matches_reference),
@@ -376,6 +440,7 @@ int main(void) {
         cmocka_unit_test(test_reasoning_defaults),
         cmocka_unit_test(test_prompt_in_think_routes_to_thinking),
         cmocka_unit_test(test_demo_model_runs_and_ends_turns),
+        cmocka_unit_test(test_non_finite_logits_are_an_error),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
