@@ -42,7 +42,8 @@ static void usage(FILE *out) {
             "      --ignore-eos        answers go on until -n or the context is full\n\n%s\n"
             "in the chat: /system TEXT, /set PARAM VALUE (temp, top-k, top-p, min-p,\n"
             "repeat-penalty, repeat-last-n, presence-penalty, frequency-penalty, seed,\n"
-            "n-predict), /reset, /save FILE, /help, /bye (or Ctrl-D). Ctrl-C stops an answer.\n",
+            "n-predict), /reset, /save FILE, /help, /bye (or Ctrl-D). Ctrl-C stops an answer.\n"
+            "A message of several lines goes between \"\"\" and \"\"\".\n",
             SAMP_OPTS_HELP);
 }
 
@@ -185,6 +186,54 @@ static char *trim(char *s) {
     return s;
 }
 
+/* A message of several lines: `first` is what followed the opening """ on
+ * its line; reads lines up to one that ends with """ (or the end of input).
+ * *out is malloc'd. Returns 0, -1 on a read error or NUL byte, -2 when
+ * interrupted. */
+static int read_block(const char *first, bool tty, char **line, size_t *cap, char **out) {
+    size_t len = strlen(first), size = len + 1;
+    char *buf = malloc(size);
+    if (!buf) return -1;
+    memcpy(buf, first, size);
+    for (;;) {
+        size_t n = strlen(buf);
+        if (n >= 3 && !strcmp(buf + n - 3, "\"\"\"")) { /* closed */
+            buf[n - 3] = 0;
+            break;
+        }
+        if (tty) {
+            fputs("... ", stdout);
+            fflush(stdout);
+        }
+        ssize_t got = read_line(line, cap);
+        if (got == -2 || (got >= 0 && memchr(*line, 0, (size_t)got))) {
+            free(buf);
+            return got == -2 ? -2 : -1;
+        }
+        if (got < 0) break; /* end of input closes the block */
+        size_t need = n + 1 + (size_t)got + 1;
+        if (need > size) {
+            size = need * 2;
+            char *nb = realloc(buf, size);
+            if (!nb) {
+                free(buf);
+                return -1;
+            }
+            buf = nb;
+        }
+        buf[n] = '\n';
+        memcpy(buf + n + 1, *line, (size_t)got + 1);
+    }
+    /* The text between the markers, without the blank edges they leave. */
+    size_t start = 0, end = strlen(buf);
+    while (buf[start] == '\n') start++;
+    while (end > start && buf[end - 1] == '\n') end--;
+    memmove(buf, buf + start, end - start);
+    buf[end - start] = 0;
+    *out = buf;
+    return 0;
+}
+
 int cmd_chat(int argc, char **argv) {
     const char *model_arg = NULL, *system_arg = NULL;
     int n_ctx = 0, n_threads = 0, n_predict = -1;
@@ -239,6 +288,7 @@ int cmd_chat(int argc, char **argv) {
     hearth_session *s = NULL;
     char *line = NULL;
     size_t line_cap = 0;
+    char *block = NULL; /* a """ message of several lines */
     hearth_model *m = gen_load_model("chat", model_arg, n_threads);
     if (!m) goto done;
     if (!hearth_model_chat_template(m)) {
@@ -305,8 +355,24 @@ int cmd_chat(int argc, char **argv) {
             continue;
         }
         char *in = trim(line);
-        if (!*in) continue;
-        if (in[0] == '/') {
+        free(block);
+        block = NULL;
+        if (!strncmp(in, "\"\"\"", 3)) {
+            int r = read_block(in + 3, in_tty, &line, &line_cap, &block);
+            if (r == -2) {
+                fputs("\n(message discarded)\n", stderr);
+                continue;
+            }
+            if (r < 0) {
+                fprintf(stderr,
+                        "hearth chat: cannot read the message (NUL byte or out of memory)\n");
+                continue;
+            }
+            in = block;
+            if (!*in) continue;
+        } else if (!*in) {
+            continue;
+        } else if (in[0] == '/') {
             char *arg = in + strcspn(in, " \t");
             if (*arg) *arg++ = 0;
             arg = trim(arg);
@@ -410,6 +476,7 @@ done:
     chat_clear(&c);
     free(c.msgs);
     free(c.system);
+    free(block);
     free(line);
     hearth_session_free(s);
     hearth_model_free(m);

@@ -54,6 +54,16 @@ assert [x["role"] for x in m] == ["system", "user", "assistant"], m
 assert m[0]["content"] == "You are terse." and m[1]["content"] == "hi", m
 PY
 
+# A message of several lines between """ markers (ollama's convention), also
+# one closed on its own line and one closed on the same line.
+printf '"""\nline one\n  line two\n"""\n"""one line"""\n"""first\nlast"""\n/save %s\n/bye\n' \
+    "$T/multi.json" | "$H" chat -m demo -n 3 -t 2 >"$T/out" 2>"$T/err"
+python3 - "$T/multi.json" <<'PY' && ok 'multi-line """ messages' || fail "multi-line: $(cat "$T/multi.json")"
+import json, sys
+m = [x["content"] for x in json.load(open(sys.argv[1])) if x["role"] == "user"]
+assert m == ["line one\n  line two", "one line", "first\nlast"], m
+PY
+
 # A line with a NUL byte is refused whole (never cut at the NUL); /save fails
 # rather than dropping a message jansson cannot hold (a non-UTF-8 /system).
 printf 'hi\0there\n/save %s\n/system \377\n/save %s\n/bye\n' "$T/nul.json" "$T/bad.json" |
