@@ -106,7 +106,9 @@ int hearth_chat_render(const hearth_model *m, const hearth_message *msgs, size_t
 /* ---- generation ---- */
 
 /* Sessions hold a KV cache of n_ctx positions (<= 0: the model's training
- * context) and process prompts n_batch tokens at a time (<= 0: 512). */
+ * context, at most 4096: ask for more when you need it, a full 128k cache of
+ * a real model is many GB) and process prompts n_batch tokens at a time
+ * (<= 0: 512). */
 hearth_session *hearth_session_new(hearth_model *m, int n_ctx, int n_batch);
 void hearth_session_free(hearth_session *s);
 int hearth_session_n_ctx(const hearth_session *s);
