@@ -123,6 +123,23 @@ void kern_matmul(tp_pool *pool, const kern_mat *w, const float *x, size_t ldx, f
     ops()->matmul(pool, w, x, ldx, y, ldy, n_tok);
 }
 
+void kern_matmul_n(tp_pool *pool, const kern_mm *mm, int n_mm, const float *x, size_t ldx,
+                   int n_tok) {
+    if (COUNTING())
+        for (int i = 0; i < n_mm; i++) count((uint64_t)mm[i].w->n_rows * mm[i].w->row_bytes);
+    const kern_ops *o = ops();
+    if (o->matmul_n) {
+        o->matmul_n(pool, mm, n_mm, x, ldx, n_tok);
+        return;
+    }
+    for (int i = 0; i < n_mm; i++) o->matmul(pool, mm[i].w, x, ldx, mm[i].y, mm[i].ldy, n_tok);
+}
+
+int kern_act_block(ht_type t) {
+    const kern_ops *o = ops();
+    return o->act_block ? o->act_block(t) : 0;
+}
+
 void kern_rmsnorm(float *y, const float *x, const float *w, int n, int n_tok, float eps) {
     if (COUNTING() && w) count((uint64_t)n * sizeof(float));
     ops()->rmsnorm(y, x, w, n, n_tok, eps);

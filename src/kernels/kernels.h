@@ -62,6 +62,25 @@ int kern_select(const char *name, hearth_err *err);
 void kern_matmul(tp_pool *pool, const kern_mat *w, const float *x, size_t ldx, float *y, size_t ldy,
                  int n_tok);
 
+/* Several matmuls of one input, y_i = W_i x: as kern_matmul for each, with
+ * bitwise the same results, but the input is quantized once per activation
+ * format and all matrices' rows run as one set of tasks over the pool (one
+ * dispatch, one barrier): q/k/v, gate/up, the experts a token chose. Every
+ * w->n_cols is the same (the input's width); y_i must not overlap x or each
+ * other. */
+typedef struct kern_mm {
+    const kern_mat *w;
+    float *y;   /* [n_tok][ldy] */
+    size_t ldy; /* >= w->n_rows */
+} kern_mm;
+void kern_matmul_n(tp_pool *pool, const kern_mm *mm, int n_mm, const float *x, size_t ldx,
+                   int n_tok);
+
+/* How the active variant rounds activations for weights of type t: values
+ * per shared 8-bit scale (x ~ d * q, d = max|x| / 127 over the block, q
+ * rounded to nearest), or 0 where the activations stay F32 (tests). */
+int kern_act_block(ht_type t);
+
 /* out[i] = row `row` of W as F32 (n_cols floats): an embedding lookup. */
 void kern_get_row(const kern_mat *w, int64_t row, float *out);
 
@@ -169,6 +188,10 @@ typedef struct kern_ops {
     const char *name;
     void (*matmul)(tp_pool *pool, const kern_mat *w, const float *x, size_t ldx, float *y,
                    size_t ldy, int n_tok);
+    /* NULL: kern_matmul_n calls matmul for each matrix */
+    void (*matmul_n)(tp_pool *pool, const kern_mm *mm, int n_mm, const float *x, size_t ldx,
+                     int n_tok);
+    int (*act_block)(ht_type t); /* NULL: 0 for every type */
     void (*rmsnorm)(float *y, const float *x, const float *w, int n, int n_tok, float eps);
     void (*softmax)(float *x, int n);
     void (*swiglu)(float *out, const float *gate, const float *up, int64_t n);

@@ -242,9 +242,14 @@ static void neon_matmul(tp_pool *pool, const kern_mat *w, const float *x, size_t
     tp_run(pool, mm_task, &j, (int)((w->n_rows + tile - 1) / tile));
 }
 
+static int neon_act_block(ht_type t) {
+    return t == HT_Q8_0 || t == HT_Q4_0 ? 32 : 0;
+}
+
 const kern_ops kern_ops_neon = {
     .name = "neon",
     .matmul = neon_matmul,
+    .act_block = neon_act_block,
     .rmsnorm = kern_ref_rmsnorm,
     .softmax = kern_ref_softmax,
     .swiglu = kern_ref_swiglu,

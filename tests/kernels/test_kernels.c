@@ -86,15 +86,13 @@ static void check_matmul_shape(ht_type type, tp_pool *pool, int n_tok, int64_t n
     for (size_t i = 0; i < ldx * n_tok; i++) x[i] = frand();
     for (size_t i = 0; i < ldy * n_tok; i++) y[i] = 12345.0f; /* padding must stay */
     kern_matmul(pool, &w, x, ldx, y, ldy, n_tok);
-    /* The avx2 variant (neon: for Q8_0 and Q4_0) rounds activations to
-     * 8-bit blocks of 32 for these weight types (x ~ d*q, d = max|x|/127,
-     * q = round(x * 127/max|x|)): the expected value is then the exact dot
-     * with those activations. */
-    bool avx2 = !strcmp(kern_name(), "avx2"), neon = !strcmp(kern_name(), "neon");
-    bool act_q8 = (avx2 && (type == HT_Q8_0 || type == HT_Q4_0 || type == HT_Q5_0 ||
-                            type == HT_Q4_K || type == HT_Q6_K)) ||
-                  (neon && (type == HT_Q8_0 || type == HT_Q4_0));
-    const int64_t ab = 32;
+    /* Fast variants round activations to 8-bit blocks for some weight types
+     * (x ~ d*q, d = max|x|/127 over kern_act_block(type) values, q =
+     * round(x * 127/max|x|)): the expected value is then the exact dot with
+     * those activations. */
+    const int64_t ab0 = kern_act_block(type);
+    const bool act_q8 = ab0 > 0;
+    const int64_t ab = act_q8 ? ab0 : 32;
     for (int64_t r = 0; r < n_rows; r++) {
         ht_dequantize_row(type, (const uint8_t *)wd + r * rb, row, n_cols);
         for (int t = 0; t < n_tok; t++) {
@@ -196,6 +194,51 @@ static void test_matmul_threads_identical(void **state) {
     check_identical(HT_F16, pool, pool8, 5, 37, 7);
     tp_free(pool);
     tp_free(pool8);
+}
+
+/* kern_matmul_n: several matrices of mixed types on one input give bitwise
+ * what kern_matmul gives for each alone, batch or single token, any pool. */
+static void test_matmul_n(void **state) {
+    (void)state;
+    hearth_err err;
+    tp_pool *pool = tp_new(3, &err);
+    assert_non_null(pool);
+    const ht_type types[] = {HT_Q8_0, HT_Q4_K, HT_F16, HT_Q6_K, HT_Q5_0, HT_Q4_0, HT_BF16, HT_F32};
+    enum { NW = sizeof(types) / sizeof(types[0]), C = 512 };
+    const int rows[NW] = {40, 17, 9, 33, 64, 5, 12, 3};
+    for (int T = 1; T <= 7; T += 6) {
+        float *x = malloc(sizeof(float) * C * T);
+        for (int i = 0; i < C * T; i++) x[i] = frand();
+        void *wd[NW];
+        kern_mat w[NW];
+        kern_mm mm[NW];
+        float *y1[NW], *y2[NW];
+        for (int i = 0; i < NW; i++) {
+            size_t rb;
+            wd[i] = random_matrix(types[i], C, rows[i], &rb);
+            assert_int_equal(kern_mat_init(&w[i], types[i], C, rows[i], wd[i], &err), 0);
+            y1[i] = malloc(sizeof(float) * (rows[i] + 1) * T);
+            y2[i] = calloc((size_t)(rows[i] + 1) * T, sizeof(float));
+            kern_matmul(pool, &w[i], x, C, y1[i], rows[i] + 1, T);
+            mm[i] = (kern_mm){&w[i], y2[i], (size_t)rows[i] + 1};
+        }
+        for (int p = 0; p < 2; p++) {
+            kern_matmul_n(p ? pool : NULL, mm, NW, x, C, T);
+            for (int i = 0; i < NW; i++)
+                for (int t = 0; t < T; t++)
+                    if (memcmp(y1[i] + t * (rows[i] + 1), y2[i] + t * (rows[i] + 1),
+                               sizeof(float) * rows[i]))
+                        fail_msg("matmul_n: %s token %d of %d differs from kern_matmul",
+                                 ht_type_get(types[i])->name, t, T);
+        }
+        for (int i = 0; i < NW; i++) {
+            free(wd[i]);
+            free(y1[i]);
+            free(y2[i]);
+        }
+        free(x);
+    }
+    tp_free(pool);
 }
 
 static void test_mat_init_errors(void **state) {
@@ -408,13 +451,10 @@ static int use_ref(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matmul),
-        cmocka_unit_test(test_matmul_threads_identical),
-        cmocka_unit_test(test_mat_init_errors),
-        cmocka_unit_test(test_rmsnorm),
-        cmocka_unit_test(test_softmax_swiglu_add),
-        cmocka_unit_test(test_rope),
-        cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_matmul),   cmocka_unit_test(test_matmul_threads_identical),
+        cmocka_unit_test(test_matmul_n), cmocka_unit_test(test_mat_init_errors),
+        cmocka_unit_test(test_rmsnorm),  cmocka_unit_test(test_softmax_swiglu_add),
+        cmocka_unit_test(test_rope),     cmocka_unit_test(test_attention),
         cmocka_unit_test(test_dispatch),
     };
     /* The default variant first, then ref (the same when no fast variant exists). */
