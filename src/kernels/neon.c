@@ -6,8 +6,9 @@
  *   Q8_0, Q4_0 weights: activations are quantized once per call to 8-bit
  *     blocks of 32 (x ~ dx * qx, dx = max|x| / 127, qx rounded to nearest
  *     even), as avx2.c does, and each block product is an integer dot product
- *     (vdotq_s32 where the compiler targets the dot-product extension, else
- *     vmull + vpadal) scaled in F32: the "fast" tier of the golden tests.
+ *     (SDOT where the CPU has the dot-product extension, found at run time
+ *     from HWCAP; else vmull + vpadal; HEARTH_NEON_SDOT=0 forces the latter)
+ *     scaled in F32: the "fast" tier of the golden tests.
  *   other types: the reference matmul.
  * Each (row, token) is one dot product, so a token's result is bitwise the
  * same alone or in any batch, on any thread count. Everything else is the
@@ -15,10 +16,12 @@
 #if defined(__aarch64__)
 
 #include <arm_neon.h>
+#include <asm/hwcap.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 
 #include "kernels/kernels.h"
 #include "kernels/ref.h"
@@ -53,19 +56,34 @@ static void quantize_block(const float *xb, act_q8 *out) {
     out->d = amax / 127.0f;
 }
 
-/* Sum of the 32 products a[i] * b[i] of signed bytes (|a| <= 128, |b| <= 127). */
+/* Sum of the 32 products a[i] * b[i] of signed bytes (|a| <= 128, |b| <= 127),
+ * with the Armv8.0 widening multiplies. */
 static inline int32_t dot_i8(int8x16_t a0, int8x16_t a1, const int8_t *b) {
     int8x16_t b0 = vld1q_s8(b), b1 = vld1q_s8(b + 16);
-#if defined(__ARM_FEATURE_DOTPROD)
-    int32x4_t p = vdotq_s32(vdotq_s32(vdupq_n_s32(0), a0, b0), a1, b1);
-#else
     int32x4_t p = vdupq_n_s32(0);
     p = vpadalq_s16(p, vmull_s8(vget_low_s8(a0), vget_low_s8(b0)));
     p = vpadalq_s16(p, vmull_high_s8(a0, b0));
     p = vpadalq_s16(p, vmull_s8(vget_low_s8(a1), vget_low_s8(b1)));
     p = vpadalq_s16(p, vmull_high_s8(a1, b1));
-#endif
     return vaddvq_s32(p);
+}
+
+/* The same with the dot-product extension (Armv8.2 SDOT), compiled for it
+ * whatever the build's -march; used only where the CPU reports it (HWCAP),
+ * so one binary runs on every aarch64 CPU. Exact integer sums: both give
+ * the same results. */
+#define DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+DOTPROD static inline int32_t dot_i8_sdot(int8x16_t a0, int8x16_t a1, const int8_t *b) {
+    int8x16_t b0 = vld1q_s8(b), b1 = vld1q_s8(b + 16);
+    return vaddvq_s32(vdotq_s32(vdotq_s32(vdupq_n_s32(0), a0, b0), a1, b1));
+}
+
+static bool has_sdot(void) {
+#if defined(__ARM_FEATURE_DOTPROD)
+    return true;
+#else
+    return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#endif
 }
 
 /* ---- row dot products: one weight row against one token -------------- */
@@ -102,30 +120,38 @@ static float dot_f16(const uint16_t *w, const float *x, int64_t n) {
     return s;
 }
 
-/* Q8_0: 34-byte blocks {f16 d, int8 qs[32]}. */
-static float dot_q8_0(const uint8_t *w, const act_q8 *a, int64_t nb) {
-    float s = 0;
-    for (int64_t b = 0; b < nb; b++, w += 34) {
-        int8x16_t q0 = vld1q_s8((const int8_t *)(w + 2)), q1 = vld1q_s8((const int8_t *)(w + 18));
-        s += (float)dot_i8(q0, q1, a[b].qs) * (rd_f16(w) * a[b].d);
-    }
-    return s;
-}
-
-/* Q4_0: 18-byte blocks {f16 d, qs[16]}: element j = low nibble of qs[j] - 8,
+/* The quantized row dots, instantiated twice: DOT_I8 = dot_i8 (plain) and
+ * dot_i8_sdot (compiled for the dot-product extension).
+ * Q8_0: 34-byte blocks {f16 d, int8 qs[32]}.
+ * Q4_0: 18-byte blocks {f16 d, qs[16]}: element j = low nibble of qs[j] - 8,
  * element j+16 = high nibble - 8. */
-static float dot_q4_0(const uint8_t *w, const act_q8 *a, int64_t nb) {
-    const uint8x16_t m4 = vdupq_n_u8(0xf);
-    const int8x16_t eight = vdupq_n_s8(8);
-    float s = 0;
-    for (int64_t b = 0; b < nb; b++, w += 18) {
-        uint8x16_t v = vld1q_u8(w + 2);
-        int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m4)), eight);
-        int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
-        s += (float)dot_i8(lo, hi, a[b].qs) * (rd_f16(w) * a[b].d);
+#define Q_DOTS(ATTR, NAME, DOT_I8)                                                                 \
+    ATTR static float NAME(dot_q8_0)(const uint8_t *w, const act_q8 *a, int64_t nb) {              \
+        float s = 0;                                                                               \
+        for (int64_t b = 0; b < nb; b++, w += 34) {                                                \
+            int8x16_t q0 = vld1q_s8((const int8_t *)(w + 2)),                                      \
+                      q1 = vld1q_s8((const int8_t *)(w + 18));                                     \
+            s += (float)DOT_I8(q0, q1, a[b].qs) * (rd_f16(w) * a[b].d);                            \
+        }                                                                                          \
+        return s;                                                                                  \
+    }                                                                                              \
+                                                                                                   \
+    ATTR static float NAME(dot_q4_0)(const uint8_t *w, const act_q8 *a, int64_t nb) {              \
+        const uint8x16_t m4 = vdupq_n_u8(0xf);                                                     \
+        const int8x16_t eight = vdupq_n_s8(8);                                                     \
+        float s = 0;                                                                               \
+        for (int64_t b = 0; b < nb; b++, w += 18) {                                                \
+            uint8x16_t v = vld1q_u8(w + 2);                                                        \
+            int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m4)), eight);                  \
+            int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);                 \
+            s += (float)DOT_I8(lo, hi, a[b].qs) * (rd_f16(w) * a[b].d);                            \
+        }                                                                                          \
+        return s;                                                                                  \
     }
-    return s;
-}
+#define PLAIN_NAME(f) f
+#define SDOT_NAME(f)  f##_sdot
+Q_DOTS(, PLAIN_NAME, dot_i8)
+Q_DOTS(DOTPROD, SDOT_NAME, dot_i8_sdot)
 
 /* ---- matmul ----------------------------------------------------------- */
 
@@ -140,6 +166,7 @@ typedef struct mm_job {
     float *y;
     size_t ldy;
     int n_tok;
+    bool sdot; /* the CPU has the dot-product extension */
 } mm_job;
 
 static void mm_task(void *ctx, int task, int thread) {
@@ -163,10 +190,10 @@ static void mm_task(void *ctx, int task, int thread) {
                 yt[r] = dot_f16((const uint16_t *)row, xt, n);
                 break;
             case HT_Q8_0:
-                yt[r] = dot_q8_0(row, at, nb);
+                yt[r] = j->sdot ? dot_q8_0_sdot(row, at, nb) : dot_q8_0(row, at, nb);
                 break;
             default: /* HT_Q4_0 */
-                yt[r] = dot_q4_0(row, at, nb);
+                yt[r] = j->sdot ? dot_q4_0_sdot(row, at, nb) : dot_q4_0(row, at, nb);
                 break;
             }
         }
@@ -216,6 +243,18 @@ static act_q8 *act_buffer(size_t blocks) {
     return b->act;
 }
 
+static bool sdot;
+static pthread_once_t sdot_once = PTHREAD_ONCE_INIT;
+static void sdot_init(void) {
+    const char *e = getenv("HEARTH_NEON_SDOT"); /* "0": the Armv8.0 path (tests) */
+    sdot = has_sdot() && !(e && !strcmp(e, "0"));
+}
+
+bool kern_neon_uses_sdot(void) {
+    pthread_once(&sdot_once, sdot_init);
+    return sdot;
+}
+
 static void neon_matmul(tp_pool *pool, const kern_mat *w, const float *x, size_t ldx, float *y,
                         size_t ldy, int n_tok) {
     if (n_tok <= 0) return;
@@ -238,7 +277,7 @@ static void neon_matmul(tp_pool *pool, const kern_mat *w, const float *x, size_t
     int64_t tile = w->n_rows / (4 * (int64_t)tp_n_threads(pool));
     if (tile > TILE_ROWS) tile = TILE_ROWS;
     if (tile < 1) tile = 1;
-    mm_job j = {w, (int)tile, x, ldx, xq, y, ldy, n_tok};
+    mm_job j = {w, (int)tile, x, ldx, xq, y, ldy, n_tok, kern_neon_uses_sdot()};
     tp_run(pool, mm_task, &j, (int)((w->n_rows + tile - 1) / tile));
 }
 
@@ -265,6 +304,9 @@ bool kern_neon_supported(void) { /* Advanced SIMD is part of every ARMv8-A CPU *
 
 #include "kernels/ref.h"
 const kern_ops kern_ops_neon = {.name = "neon"};
+bool kern_neon_uses_sdot(void) {
+    return false;
+}
 bool kern_neon_supported(void) {
     return false;
 }

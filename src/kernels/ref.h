@@ -23,5 +23,8 @@ bool kern_avx2_supported(void);
 /* The NEON variant (neon.c, aarch64) and whether this CPU can run it. */
 extern const kern_ops kern_ops_neon;
 bool kern_neon_supported(void);
+/* Whether its quantized dots use the dot-product extension (SDOT): the CPU
+ * has it (HWCAP) and HEARTH_NEON_SDOT is not "0". */
+bool kern_neon_uses_sdot(void);
 
 #endif

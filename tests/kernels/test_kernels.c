@@ -435,6 +435,9 @@ static void test_dispatch(void **state) {
     if (env && !strcmp(env, "neon"))
         assert_string_equal(initial, kern_neon_supported() ? "neon" : "ref");
     if (env && !strcmp(env, "ref")) assert_string_equal(initial, "ref");
+    /* scripts/test-neon.sh says which NEON dot path the emulated CPU must get */
+    const char *sdot = getenv("HEARTH_EXPECT_SDOT");
+    if (sdot && *sdot) assert_int_equal(kern_neon_uses_sdot(), !strcmp(sdot, "1"));
     hearth_err err;
     assert_int_equal(kern_select("nonesuch", &err), -1);
     assert_non_null(strstr(err.msg, "nonesuch"));
