@@ -319,6 +319,10 @@ static int bench_model(const opts *o) {
             break;
         }
     uint64_t rss = peak_rss(); /* before the bandwidth buffer exists */
+    /* the memory rule of ../shared/bench: RSS <= file + KV cache + 10% */
+    uint64_t kv_cache = (uint64_t)model_kv_bytes_per_token(m) * (uint64_t)hp->n_layer *
+                        (uint64_t)model_ctx_n_ctx(c);
+    uint64_t rss_limit = (gguf_file_size(gf) + kv_cache) / 10 * 11;
 
     /* Measured with the pages the weights live in: 4 KiB for a file mapping. */
     bw_result bw;
@@ -371,6 +375,8 @@ static int bench_model(const opts *o) {
                                       (json_int_t)bw.bytes, "n_threads", bw.n_threads));
         json_object_set_new(js, "pct_of_bandwidth", json_real(pct));
         json_object_set_new(js, "peak_rss_bytes", json_integer((json_int_t)rss));
+        json_object_set_new(js, "kv_cache_bytes", json_integer((json_int_t)kv_cache));
+        json_object_set_new(js, "rss_limit_bytes", json_integer((json_int_t)rss_limit));
         char *s = json_dumps(js, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
         if (!s) {
             fprintf(stderr, "hearth bench: out of memory for the JSON\n");
@@ -410,7 +416,10 @@ static int bench_model(const opts *o) {
                    measured / 1e9, 100.0 * (measured - (double)b.total) / (double)b.total);
         printf("read bandwidth (%s pages, %d threads, %zu MiB): %.1f GB/s best, %.1f mean\n",
                bw_pages_name(o->bw_pages), bw.n_threads, bw.bytes >> 20, bw.gbs, bw.mean_gbs);
-        printf("peak RSS: %s\n", rs);
+        char ls[32];
+        human((double)rss_limit, ls, sizeof ls);
+        printf("peak RSS: %s (%s the limit file + KV cache + 10%% = %s)\n", rs,
+               rss <= rss_limit ? "within" : "OVER", ls);
     }
     rc = 0;
     goto done;
