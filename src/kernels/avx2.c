@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "kernels/avx2_impl.h"
+#include "kernels/avx2_ops.h"
 #include "kernels/kernels.h"
 #include "kernels/ref.h"
 
@@ -228,11 +229,11 @@ const kern_ops kern_ops_avx2 = {
     .matmul = avx2_matmul,
     .matmul_n = avx2_matmul_n,
     .act_block = avx2_act_block,
-    .rmsnorm = kern_ref_rmsnorm,
-    .softmax = kern_ref_softmax,
-    .swiglu = kern_ref_swiglu,
-    .rope = kern_ref_rope,
-    .attention = kern_ref_attention,
+    .rmsnorm = kern_avx2_rmsnorm,
+    .softmax = kern_avx2_softmax,
+    .swiglu = kern_avx2_swiglu,
+    .rope = kern_avx2_rope,
+    .attention = kern_avx2_attention,
 };
 
 /* CPUID: AVX2 (leaf 7 EBX bit 5), FMA (leaf 1 ECX bit 12), F16C (ECX bit

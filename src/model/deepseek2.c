@@ -107,10 +107,10 @@ typedef struct ds2_scratch {
     float *qm;    /* [B][H][kv_lora_rank + n_rot]: absorbed query, then q_pe */
     float *lat;   /* [B][H][kv_lora_rank]: attention output in latent space */
     float *vo;    /* [B][H][head_v] */
-    float *ffg;   /* [B][n_ff_max] */
-    float *ffu;   /* [B][n_ff_max] */
+    float *ffg;   /* [B][n_ff_max], or [n_used][n_ff_exp] when larger (decode) */
+    float *ffu;   /* the same */
     float *xe;    /* [B][n_embd] tokens routed to one expert, gathered */
-    float *ye;    /* [B][n_embd] that expert's outputs */
+    float *ye;    /* [max(B, n_used)][n_embd] that expert's outputs (decode: each chosen one's) */
     float *rl;    /* [B][n_expert] router logits */
     float *wts;   /* [B][n_used] expert weights */
     float *rs;    /* [2*n_expert + n_group] routing scratch */
@@ -119,6 +119,8 @@ typedef struct ds2_scratch {
     int *ids;     /* [B][n_used] chosen experts */
     int *e_start; /* [n_expert + 1] offsets into e_list */
     int *e_list;  /* [B*n_used] (token * n_used + k), grouped by expert */
+    kern_mat *em; /* [3*n_used] decode: the chosen experts' gate, up and down slices */
+    kern_mm *emm; /* [2*n_used] decode: their gate and up products */
 } ds2_scratch;
 
 /* ---- routing ---------------------------------------------------------- */
@@ -484,6 +486,8 @@ static void ds2_ctx_free(model_ctx *c) {
     free(s->ids);
     free(s->e_start);
     free(s->e_list);
+    free(s->em);
+    free(s->emm);
     free(s);
     c->scratch = NULL;
 }
@@ -506,6 +510,16 @@ static int *ds2_ints(model_ctx *c, size_t n, hearth_err *err) {
     return p;
 }
 
+/* n zeroed items of `size` bytes counted in c->bytes (n is small: 3 * n_used). */
+static void *ds2_alloc(model_ctx *c, size_t n, size_t size, hearth_err *err) {
+    void *p = calloc(n ? n : 1, size);
+    if (!p)
+        hearth_errf(err, "out of memory allocating %zu bytes", n * size);
+    else
+        c->bytes += n * size;
+    return p;
+}
+
 static int ds2_ctx_init(model_ctx *c, hearth_err *err) {
     const model_hparams *hp = &c->m->hp;
     const ds2_weights *w = c->m->weights;
@@ -518,6 +532,9 @@ static int ds2_ctx_init(model_ctx *c, hearth_err *err) {
     if (w->n_lead_dense > 0 && (size_t)hp->n_ff > ff) ff = (size_t)hp->n_ff;
     if ((size_t)w->n_ff_shexp > ff) ff = (size_t)w->n_ff_shexp;
     const size_t nx = (size_t)w->router.n_expert, nu = (size_t)w->router.n_used;
+    /* decode runs every chosen expert of the token in one call */
+    size_t ffb = mul(B, ff), nub = B > nu ? B : nu;
+    if (mul(nu, (size_t)w->n_ff_exp) > ffb) ffb = mul(nu, (size_t)w->n_ff_exp);
     if (!(s->x = model_ctx_floats(c, mul(B, E), err)) ||
         !(s->h = model_ctx_floats(c, mul(B, E), err)) ||
         !(s->o = model_ctx_floats(c, mul(B, E), err)) ||
@@ -526,17 +543,18 @@ static int ds2_ctx_init(model_ctx *c, hearth_err *err) {
         !(s->qm = model_ctx_floats(c, mul(B, mul(H, kvr + (size_t)w->n_rot)), err)) ||
         !(s->lat = model_ctx_floats(c, mul(B, mul(H, kvr)), err)) ||
         !(s->vo = model_ctx_floats(c, mul(B, mul(H, (size_t)w->head_v)), err)) ||
-        !(s->ffg = model_ctx_floats(c, mul(B, ff), err)) ||
-        !(s->ffu = model_ctx_floats(c, mul(B, ff), err)) ||
+        !(s->ffg = model_ctx_floats(c, ffb, err)) || !(s->ffu = model_ctx_floats(c, ffb, err)) ||
         !(s->xe = model_ctx_floats(c, mul(B, E), err)) ||
-        !(s->ye = model_ctx_floats(c, mul(B, E), err)) ||
+        !(s->ye = model_ctx_floats(c, mul(nub, E), err)) ||
         !(s->rl = model_ctx_floats(c, mul(B, nx), err)) ||
         !(s->wts = model_ctx_floats(c, mul(B, nu), err)) ||
         !(s->rs = model_ctx_floats(c, 3 * nx, err)) ||
         !(s->attn = model_ctx_floats(c, mul(nt, (size_t)c->n_ctx), err)) ||
         !(s->row = model_ctx_floats(c, mul(nt, kvr), err)) ||
         !(s->ids = ds2_ints(c, mul(B, nu), err)) || !(s->e_start = ds2_ints(c, nx + 1, err)) ||
-        !(s->e_list = ds2_ints(c, mul(B, nu), err))) {
+        !(s->e_list = ds2_ints(c, mul(B, nu), err)) ||
+        !(s->em = ds2_alloc(c, 3 * nu, sizeof(kern_mat), err)) ||
+        !(s->emm = ds2_alloc(c, 2 * nu, sizeof(kern_mm), err))) {
         ds2_ctx_free(c);
         return -1;
     }
@@ -553,6 +571,23 @@ typedef struct ds2_heads {
     ds2_scratch *s;
     int n_tok, n_head;
 } ds2_heads;
+
+/* dst[i] += a * src[i], unrolled by 8 so that compilers vectorize it at -O2
+ * (the same operations per element, in the same order, as the plain loop). */
+static void ds2_axpy(float *restrict dst, const float *restrict src, float a, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        dst[i + 0] += a * src[i + 0];
+        dst[i + 1] += a * src[i + 1];
+        dst[i + 2] += a * src[i + 2];
+        dst[i + 3] += a * src[i + 3];
+        dst[i + 4] += a * src[i + 4];
+        dst[i + 5] += a * src[i + 5];
+        dst[i + 6] += a * src[i + 6];
+        dst[i + 7] += a * src[i + 7];
+    }
+    for (; i < n; i++) dst[i] += a * src[i];
+}
 
 /* qm[t][h][:kvr] = W_kb,h^T q_nope[t][h]: the query in latent space. */
 static void ds2_absorb_task(void *ctx, int h, int thread) {
@@ -573,11 +608,8 @@ static void ds2_absorb_task(void *ctx, int h, int thread) {
     const int64_t base = (int64_t)h * (w->n_nope + w->head_v);
     for (int d = 0; d < w->n_nope; d++) {
         kern_get_row(&a->L->wkv_b, base + d, row);
-        for (int t = 0; t < a->n_tok; t++) {
-            const float qd = q[(size_t)t * ldq + (size_t)d];
-            float *dst = qm + (size_t)t * ldm;
-            for (size_t i = 0; i < kvr; i++) dst[i] += qd * row[i];
-        }
+        for (int t = 0; t < a->n_tok; t++)
+            ds2_axpy(qm + (size_t)t * ldm, row, q[(size_t)t * ldq + (size_t)d], kvr);
     }
 }
 
@@ -611,19 +643,23 @@ static void ds2_attention(model_ctx *c, int il, int n_tok, int pos) {
     const size_t ldc = (size_t)(kvr + nr), ldq = (size_t)H * (size_t)w->head_k;
     const size_t ldm = (size_t)H * ldc;
 
+    /* Both products of the normed input in one call: the queries (or their
+     * low-rank half) and the new cache rows [c, k_pe], computed in place. */
+    float *kv = model_k_at(c, il, pos);
+    const kern_mm in[2] = {
+        w->q_lora_rank ? (kern_mm){&L->wq_a, s->qa, (size_t)w->q_lora_rank} /* [n_tok][q_lora] */
+                       : (kern_mm){&L->wq, s->q, ldq},                      /* [n_tok][H][head_k] */
+        {&L->wkv_a, kv, ldc},                                               /* [n_tok][kvr + nr] */
+    };
+    kern_matmul_n(pool, in, 2, s->h, (size_t)hp->n_embd, n_tok);
+
     /* Queries [n_tok][H][nope + n_rot]. */
     if (w->q_lora_rank) {
-        kern_matmul(pool, &L->wq_a, s->h, (size_t)hp->n_embd, s->qa, (size_t)w->q_lora_rank, n_tok);
         kern_rmsnorm(s->qa, s->qa, L->q_a_norm, w->q_lora_rank, n_tok, hp->rms_eps);
         kern_matmul(pool, &L->wq_b, s->qa, (size_t)w->q_lora_rank, s->q, ldq, n_tok);
-    } else {
-        kern_matmul(pool, &L->wq, s->h, (size_t)hp->n_embd, s->q, ldq, n_tok);
     }
     kern_rope(&w->rope, s->q + w->n_nope, ldq, n_tok, H, w->head_k, c->pos);
 
-    /* The new cache rows [c, k_pe], computed in place. */
-    float *kv = model_k_at(c, il, pos);
-    kern_matmul(pool, &L->wkv_a, s->h, (size_t)hp->n_embd, kv, ldc, n_tok);
     for (int t = 0; t < n_tok; t++) {
         float *r = kv + (size_t)t * ldc;
         kern_rmsnorm(r, r, L->kv_a_norm, kvr, 1, hp->rms_eps);
@@ -672,10 +708,79 @@ static void ds2_swiglu_ffn(tp_pool *pool, const kern_mat *gate, const kern_mat *
                            const kern_mat *down, const float *x, float *out, int n_tok,
                            ds2_scratch *s) {
     const size_t n_in = (size_t)gate->n_cols, n_ff = (size_t)gate->n_rows;
-    kern_matmul(pool, gate, x, n_in, s->ffg, n_ff, n_tok);
-    kern_matmul(pool, up, x, n_in, s->ffu, n_ff, n_tok);
+    const kern_mm gu[2] = {{gate, s->ffg, n_ff}, {up, s->ffu, n_ff}};
+    kern_matmul_n(pool, gu, 2, x, n_in, n_tok);
     kern_swiglu(s->ffg, s->ffg, s->ffu, (int64_t)(n_ff * (size_t)n_tok));
     kern_matmul(pool, down, s->ffg, n_ff, out, (size_t)down->n_rows, n_tok);
+}
+
+/* Decode: the chosen experts' down products y[k] = D_k a[k], as one set of
+ * tasks over the pool (a task is a tile of one expert's rows, computed on
+ * the thread that runs it), so the experts share one dispatch and one tail. */
+typedef struct ds2_downs {
+    const kern_mat *d; /* [nu] the experts' down slices, [n_embd][n_ff_exp] each */
+    const float *a;    /* [nu][n_ff_exp] their activations */
+    float *y;          /* [nu][n_embd] */
+    int64_t rows;      /* rows per task */
+    int tiles;         /* tasks per expert */
+} ds2_downs;
+
+static void ds2_down_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const ds2_downs *j = ctx;
+    const int k = task / j->tiles;
+    const int64_t r0 = (int64_t)(task % j->tiles) * j->rows;
+    kern_mat m = j->d[k];
+    if (r0 >= m.n_rows) return;
+    m.n_rows = m.n_rows - r0 < j->rows ? m.n_rows - r0 : j->rows;
+    m.data = (const uint8_t *)m.data + (size_t)r0 * m.row_bytes;
+    const size_t ff = (size_t)m.n_cols, E = (size_t)j->d[k].n_rows;
+    kern_matmul(NULL, &m, j->a + (size_t)k * ff, ff, j->y + (size_t)k * E + (size_t)r0, E, 1);
+}
+
+/* Decode with at most this many experts per token takes the one-call path. */
+#define DS2_DECODE_MAX_USED 64
+
+/* One token: every chosen expert's gate and up in one call (they share the
+ * input), the downs in one dispatch, then the weighted sum in ascending
+ * expert order, as the grouped path adds them. */
+static void ds2_moe_one(model_ctx *c, const ds2_layer *L) {
+    ds2_weights *w = c->m->weights;
+    ds2_scratch *s = c->scratch;
+    const int nu = w->router.n_used;
+    const size_t E = (size_t)c->m->hp.n_embd, ff = (size_t)w->n_ff_exp;
+    kern_mat *g = s->em, *u = s->em + nu, *d = s->em + 2 * nu;
+    for (int k = 0; k < nu; k++) {
+        const int e = s->ids[k];
+        g[k] = ds2_slice(&L->gate_exps, (int64_t)ff, e);
+        u[k] = ds2_slice(&L->up_exps, (int64_t)ff, e);
+        d[k] = ds2_slice(&L->down_exps, (int64_t)E, e);
+        w->exp_bytes += (uint64_t)g[k].n_rows * g[k].row_bytes +
+                        (uint64_t)u[k].n_rows * u[k].row_bytes +
+                        (uint64_t)d[k].n_rows * d[k].row_bytes;
+        s->emm[2 * k] = (kern_mm){&g[k], s->ffg + (size_t)k * ff, ff};
+        s->emm[2 * k + 1] = (kern_mm){&u[k], s->ffu + (size_t)k * ff, ff};
+    }
+    kern_matmul_n(c->m->pool, s->emm, 2 * nu, s->h, E, 1); /* ffg, ffu: [nu][ff] */
+    kern_swiglu(s->ffg, s->ffg, s->ffu, (int64_t)((size_t)nu * ff));
+
+    const int nt = tp_n_threads(c->m->pool);
+    ds2_downs j = {.d = d, .a = s->ffg, .y = s->ye};
+    j.tiles = (8 * nt + nu - 1) / nu; /* about 8 tasks per thread */
+    if ((int64_t)j.tiles > (int64_t)E) j.tiles = (int)E;
+    j.rows = ((int64_t)E + j.tiles - 1) / j.tiles;
+    tp_run(c->m->pool, ds2_down_task, &j, nu * j.tiles); /* ye: [nu][E] */
+
+    unsigned char done[DS2_DECODE_MAX_USED] = {0};
+    for (int n = 0; n < nu; n++) {
+        int k = -1; /* the smallest expert id not yet added */
+        for (int i = 0; i < nu; i++)
+            if (!done[i] && (k < 0 || s->ids[i] < s->ids[k])) k = i;
+        done[k] = 1;
+        const float wt = s->wts[k];
+        const float *src = s->ye + (size_t)k * E;
+        for (size_t i = 0; i < E; i++) s->o[i] += wt * src[i];
+    }
 }
 
 /* s->o = the MoE FFN of s->h: shared experts plus the routed ones. */
@@ -686,19 +791,31 @@ static void ds2_moe(model_ctx *c, int il, int n_tok) {
     const ds2_router *r = &w->router;
     ds2_scratch *s = c->scratch;
     tp_pool *pool = c->m->pool;
-    const size_t E = (size_t)hp->n_embd;
+    const size_t E = (size_t)hp->n_embd, fs = (size_t)w->n_ff_shexp;
     const int nx = r->n_expert, nu = r->n_used;
 
-    if (w->n_ff_shexp)
-        ds2_swiglu_ffn(pool, &L->gate_shexp, &L->up_shexp, &L->down_shexp, s->h, s->o, n_tok, s);
-    else
+    /* The router and the shared experts' gate and up read the same input. */
+    const kern_mm in[3] = {{&L->gate_inp, s->rl, (size_t)nx},
+                           {&L->gate_shexp, s->ffg, fs},
+                           {&L->up_shexp, s->ffu, fs}};
+    kern_matmul_n(pool, in, fs ? 3 : 1, s->h, E, n_tok);
+    if (fs) {
+        kern_swiglu(s->ffg, s->ffg, s->ffu, (int64_t)(fs * (size_t)n_tok));
+        kern_matmul(pool, &L->down_shexp, s->ffg, fs, s->o, E, n_tok);
+    } else {
         memset(s->o, 0, sizeof(float) * E * (size_t)n_tok);
+    }
 
-    /* Route every token, then list the (token, k) pairs by expert. */
-    kern_matmul(pool, &L->gate_inp, s->h, E, s->rl, (size_t)nx, n_tok);
+    /* Route every token. */
     for (int t = 0; t < n_tok; t++)
         ds2_route(r, s->rl + (size_t)t * nx, L->exp_probs_b, s->ids + (size_t)t * nu,
                   s->wts + (size_t)t * nu, s->rs);
+    if (n_tok == 1 && nu <= DS2_DECODE_MAX_USED) {
+        ds2_moe_one(c, L);
+        return;
+    }
+
+    /* List the (token, k) pairs by expert. */
     memset(s->e_start, 0, sizeof(int) * (size_t)(nx + 1));
     for (int i = 0; i < n_tok * nu; i++) s->e_start[s->ids[i] + 1]++;
     for (int e = 0; e < nx; e++) s->e_start[e + 1] += s->e_start[e];

@@ -165,9 +165,9 @@ static int llama_forward(model_ctx *c, const int32_t *tokens, int T, int pos0, f
 
         /* --- attention ---------------------------------------------------- */
         kern_rmsnorm(s->xb, s->x, L->attn_norm, E, T, hp->rms_eps); /* xb: [T][E] */
-        kern_matmul(pool, &L->wq, s->xb, E, s->q, QD, T);           /* q:  [T][QD] */
-        kern_matmul(pool, &L->wk, s->xb, E, kc, KD, T);             /* k -> cache  */
-        kern_matmul(pool, &L->wv, s->xb, E, vc, VD, T);             /* v -> cache  */
+        /* q: [T][QD], k and v straight into the cache: one input, one dispatch */
+        const kern_mm qkv[3] = {{&L->wq, s->q, QD}, {&L->wk, kc, KD}, {&L->wv, vc, VD}};
+        kern_matmul_n(pool, qkv, 3, s->xb, E, T);
         if (L->bq) kern_add_bias(s->q, L->bq, QD, T);
         if (L->bk) kern_add_bias(kc, L->bk, KD, T);
         if (L->bv) kern_add_bias(vc, L->bv, VD, T);
@@ -200,8 +200,8 @@ static int llama_forward(model_ctx *c, const int32_t *tokens, int T, int pos0, f
 
         /* --- feed-forward (SwiGLU) ------------------------------------------ */
         kern_rmsnorm(s->xb, s->x, L->ffn_norm, E, T, hp->rms_eps);
-        kern_matmul(pool, &L->w_gate, s->xb, E, s->hb, F, T); /* hb:  [T][F] */
-        kern_matmul(pool, &L->w_up, s->xb, E, s->hb2, F, T);  /* hb2: [T][F] */
+        const kern_mm gu[2] = {{&L->w_gate, s->hb, F}, {&L->w_up, s->hb2, F}}; /* [T][F] each */
+        kern_matmul_n(pool, gu, 2, s->xb, E, T);
         kern_swiglu(s->hb, s->hb, s->hb2, (int64_t)T * F);
         kern_matmul(pool, &L->w_down, s->hb, F, s->xb, E, T); /* xb:  [T][E] */
         kern_add(s->x, s->xb, (int64_t)T * E);

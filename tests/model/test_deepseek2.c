@@ -487,6 +487,53 @@ static void test_expert_bytes(void **state) {
     check_expert_bytes("deepseek-v2-lite.q8_0");
 }
 
+/* ---- prefill and decode agree ----------------------------------------- */
+
+/* A batch and token-by-token decode give bitwise the same logits: decode
+ * runs a token's chosen experts in one call and the batch groups tokens by
+ * expert, and both add the experts in the same order. Both tiers. */
+static void check_prefill_equals_decode(const char *name) {
+    char *path = shared_model(name);
+    hearth_err err;
+    model_params mp = model_default_params();
+    mp.n_threads = 2;
+    model *m = model_load(path, &mp, &err);
+    if (!m) fail_msg("%s", err.msg);
+    const int V = model_hparams_of(m)->n_vocab;
+    enum { N = 12 };
+    int32_t toks[N];
+    for (int i = 0; i < N; i++) toks[i] = (int32_t)((i * 97 + 13) % V);
+    model_ctx *c = model_ctx_new(m, 64, 64, &err);
+    assert_non_null(c);
+    float *all = malloc(sizeof(float) * N * (size_t)V), *one = malloc(sizeof(float) * (size_t)V);
+    assert_int_equal(model_eval(c, toks, N, 0, all, MODEL_LOGITS_ALL, &err), 0);
+    model_ctx_reset(c);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(model_eval(c, &toks[i], 1, i, one, MODEL_LOGITS_LAST, &err), 0);
+        if (memcmp(one, all + (size_t)i * V, sizeof(float) * (size_t)V))
+            fail_msg("%s (%s kernels): token %d alone differs from the batch", name, kern_name(),
+                     i);
+    }
+    free(all);
+    free(one);
+    model_ctx_free(c);
+    model_free(m);
+    free(path);
+}
+
+static void test_prefill_equals_decode(void **state) {
+    (void)state;
+    const char *names[] = {"deepseek-v3.q4_k_m", "deepseek-v2-lite.q8_0", "deepseek-v3.f32"};
+    const char *variants[] = {"ref", "avx2", "neon"}; /* those this CPU runs */
+    const char *start = kern_name();
+    for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]); v++) {
+        if (kern_select(variants[v], NULL) < 0) continue;
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+            check_prefill_equals_decode(names[i]);
+    }
+    assert_int_equal(kern_select(start, NULL), 0);
+}
+
 /* ---- KV cache size ----------------------------------------------------- */
 
 static void add_zero(gguf_writer *w, const char *name, ht_type type, uint32_t n_dims, int64_t ne0,
@@ -594,10 +641,11 @@ static void test_kv_bytes_v3_shape(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_route_v3_groups),    cmocka_unit_test(test_route_v2_groups),
-        cmocka_unit_test(test_router_check),       cmocka_unit_test(test_split_kv_b_v3),
-        cmocka_unit_test(test_split_kv_b_v2_lite), cmocka_unit_test(test_bad_files),
-        cmocka_unit_test(test_expert_bytes),       cmocka_unit_test(test_kv_bytes_v3_shape),
+        cmocka_unit_test(test_route_v3_groups),       cmocka_unit_test(test_route_v2_groups),
+        cmocka_unit_test(test_router_check),          cmocka_unit_test(test_split_kv_b_v3),
+        cmocka_unit_test(test_split_kv_b_v2_lite),    cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_expert_bytes),          cmocka_unit_test(test_kv_bytes_v3_shape),
+        cmocka_unit_test(test_prefill_equals_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,486 @@
+/* AVX2 + FMA versions of rmsnorm, softmax, swiglu, rope and attention (see
+ * avx2_ops.h for how they relate to the reference). Functions carry a target
+ * attribute, so the file builds without -mavx2; the avx2 table (avx2.c)
+ * points at them and is only chosen where the CPU has AVX2, FMA and F16C. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+
+#include "kernels/avx2_ops.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "kernels/ref.h"
+
+#define TARGET __attribute__((target("avx2,fma,f16c")))
+
+/* ---- helpers ---------------------------------------------------------- */
+
+TARGET static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+TARGET static inline double hsum_pd(__m256d v) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+}
+
+TARGET static inline float hmax_ps(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* exp(x) for 8 floats, within about 1 ulp of expf over the whole range:
+ * x = n ln2 + r with |r| <= ln2/2 (ln2 in two parts, so r is exact enough),
+ * exp(r) by a degree-7 minimax polynomial (Cephes' expf coefficients), then
+ * scaled by 2^n in two steps of 2^(n/2) so that results down to the
+ * denormals and up to overflow (inf) come out right. NaN stays NaN. */
+TARGET static inline __m256 exp_ps(__m256 x) {
+    const __m256 hi = _mm256_set1_ps(88.8f), lo = _mm256_set1_ps(-104.0f);
+    x = _mm256_min_ps(hi, _mm256_max_ps(lo, x)); /* NaN passes through both */
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i ni = _mm256_cvtps_epi32(n); /* in [-150, 129] */
+    __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+    const __m256i bias = _mm256_set1_epi32(127);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+/* The tail of a row: the first n (< 8) lanes. */
+TARGET static inline __m256i tail_mask(int n) {
+    static const int32_t m[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256((const __m256i *)(m + 8 - n));
+}
+
+/* ---- rmsnorm -------------------------------------------------------------- */
+
+/* Sum of squares in double, as the reference (only the order differs). */
+TARGET static double sumsq(const float *x, int n) {
+    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+        __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+        a0 = _mm256_fmadd_pd(lo, lo, a0);
+        a1 = _mm256_fmadd_pd(hi, hi, a1);
+    }
+    double ss = hsum_pd(_mm256_add_pd(a0, a1));
+    for (; i < n; i++) ss += (double)x[i] * x[i];
+    return ss;
+}
+
+TARGET void kern_avx2_rmsnorm(float *y, const float *x, const float *w, int n, int n_tok,
+                              float eps) {
+    for (int t = 0; t < n_tok; t++) {
+        const float *xt = x + (size_t)t * n;
+        float *yt = y + (size_t)t * n;
+        float scale = (float)(1.0 / sqrt(sumsq(xt, n) / n + (double)eps));
+        const __m256 vs = _mm256_set1_ps(scale);
+        int i = 0;
+        if (w) { /* (x * scale) * w, as the reference rounds it */
+            for (; i + 8 <= n; i += 8)
+                _mm256_storeu_ps(yt + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(xt + i), vs),
+                                                       _mm256_loadu_ps(w + i)));
+            for (; i < n; i++) {
+                float v = xt[i] * scale;
+                yt[i] = v * w[i];
+            }
+        } else {
+            for (; i + 8 <= n; i += 8)
+                _mm256_storeu_ps(yt + i, _mm256_mul_ps(_mm256_loadu_ps(xt + i), vs));
+            for (; i < n; i++) yt[i] = xt[i] * scale;
+        }
+    }
+}
+
+/* ---- softmax -------------------------------------------------------------- */
+
+TARGET void kern_avx2_softmax(float *x, int n) {
+    if (n <= 0) return;
+    __m256 vm = _mm256_set1_ps(x[0]);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
+    float mx = hmax_ps(vm);
+    for (; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    /* x = exp(x - max), summed in double */
+    const __m256 vmx = _mm256_set1_ps(mx);
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmx));
+        _mm256_storeu_ps(x + i, e);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    if (i < n) {
+        __m256i m = tail_mask(n - i);
+        __m256 e = exp_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), vmx));
+        e = _mm256_and_ps(e, _mm256_castsi256_ps(m)); /* lanes past the end add 0 */
+        _mm256_maskstore_ps(x + i, m, e);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    const __m256 inv = _mm256_set1_ps((float)(1.0 / hsum_pd(_mm256_add_pd(s0, s1))));
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+    if (i < n) {
+        __m256i m = tail_mask(n - i);
+        _mm256_maskstore_ps(x + i, m, _mm256_mul_ps(_mm256_maskload_ps(x + i, m), inv));
+    }
+}
+
+/* ---- swiglu --------------------------------------------------------------- */
+
+/* g / (1 + exp(-g)) * up, the reference's operations and rounding order. */
+TARGET static inline __m256 swiglu8(__m256 g, __m256 u) {
+    __m256 e = exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), g));
+    return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
+}
+
+TARGET void kern_avx2_swiglu(float *out, const float *gate, const float *up, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, swiglu8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+    if (i < n) {
+        __m256i m = tail_mask((int)(n - i));
+        _mm256_maskstore_ps(
+            out + i, m, swiglu8(_mm256_maskload_ps(gate + i, m), _mm256_maskload_ps(up + i, m)));
+    }
+}
+
+/* ---- rope ------------------------------------------------------------------ */
+
+#define ROPE_MAX_PAIRS 512 /* wider rotations take the reference */
+
+/* cos/sin of pair i at position pos, exactly as the reference computes them
+ * (inv_freq = freq_base^(-2i/n_rot), computed once per call instead of once
+ * per token). */
+static void rope_cs(const kern_rope_params *p, int i, double inv_freq, double pos, float *c,
+                    float *s) {
+    double theta_extrap = pos * inv_freq;
+    if (p->freq_factors) theta_extrap /= p->freq_factors[i];
+    double theta = p->freq_scale * theta_extrap;
+    double mscale = p->attn_factor;
+    if (p->ext_factor != 0.0f) {
+        double lo = p->corr_dims[0], hi = p->corr_dims[1];
+        double y = (i - lo) / fmax(0.001, hi - lo);
+        double ramp = (1.0 - fmin(1.0, fmax(0.0, y))) * p->ext_factor;
+        theta = theta * (1.0 - ramp) + theta_extrap * ramp;
+        mscale *= 1.0 + 0.1 * log(1.0 / p->freq_scale);
+    }
+    *c = (float)(cos(theta) * mscale);
+    *s = (float)(sin(theta) * mscale);
+}
+
+/* x0' = x0 c - x1 s, x1' = x0 s + x1 c, rounded as the reference (products,
+ * then the sum; no fused multiply-add). */
+TARGET void kern_avx2_rope(const kern_rope_params *p, float *x, size_t ld, int n_tok, int n_head,
+                           int head_dim, const int32_t *pos) {
+    const int half = p->n_rot / 2;
+    if (half > ROPE_MAX_PAIRS || half < 1) {
+        kern_ref_rope(p, x, ld, n_tok, n_head, head_dim, pos);
+        return;
+    }
+    double inv_freq[ROPE_MAX_PAIRS];
+    for (int i = 0; i < half; i++) inv_freq[i] = pow((double)p->freq_base, -2.0 * i / p->n_rot);
+    /* NEOX: c[i], s[i]; NORM: interleaved c[2i] = c[2i+1] = cos, s[2i] = -sin, s[2i+1] = sin */
+    float cc[2 * ROPE_MAX_PAIRS], ss[2 * ROPE_MAX_PAIRS];
+    const bool neox = p->mode == KERN_ROPE_NEOX;
+    for (int t = 0; t < n_tok; t++) {
+        for (int i = 0; i < half; i++) {
+            float c, s;
+            rope_cs(p, i, inv_freq[i], (double)pos[t], &c, &s);
+            if (neox) {
+                cc[i] = c;
+                ss[i] = s;
+            } else {
+                cc[2 * i] = cc[2 * i + 1] = c;
+                ss[2 * i] = -s;
+                ss[2 * i + 1] = s;
+            }
+        }
+        float *xt = x + (size_t)t * ld;
+        for (int h = 0; h < n_head; h++) {
+            float *xh = xt + (size_t)h * head_dim;
+            int i = 0;
+            if (neox) {
+                for (; i + 8 <= half; i += 8) {
+                    __m256 x0 = _mm256_loadu_ps(xh + i), x1 = _mm256_loadu_ps(xh + half + i);
+                    __m256 c = _mm256_loadu_ps(cc + i), s = _mm256_loadu_ps(ss + i);
+                    _mm256_storeu_ps(xh + i,
+                                     _mm256_sub_ps(_mm256_mul_ps(x0, c), _mm256_mul_ps(x1, s)));
+                    _mm256_storeu_ps(xh + half + i,
+                                     _mm256_add_ps(_mm256_mul_ps(x0, s), _mm256_mul_ps(x1, c)));
+                }
+                for (; i < half; i++) {
+                    float x0 = xh[i], x1 = xh[i + half];
+                    float a = x0 * cc[i], b = x1 * ss[i], e = x0 * ss[i], f = x1 * cc[i];
+                    xh[i] = a - b;
+                    xh[i + half] = e + f;
+                }
+            } else {
+                for (; i + 8 <= 2 * half; i += 8) { /* four pairs */
+                    __m256 v = _mm256_loadu_ps(xh + i);
+                    __m256 sw = _mm256_permute_ps(v, 0xB1); /* (x1, x0) per pair */
+                    _mm256_storeu_ps(xh + i,
+                                     _mm256_add_ps(_mm256_mul_ps(v, _mm256_loadu_ps(cc + i)),
+                                                   _mm256_mul_ps(sw, _mm256_loadu_ps(ss + i))));
+                }
+                for (; i < 2 * half; i += 2) {
+                    float x0 = xh[i], x1 = xh[i + 1];
+                    float a = x0 * cc[i], b = x1 * ss[i + 1], e = x0 * ss[i + 1], f = x1 * cc[i];
+                    xh[i] = a - b;
+                    xh[i + 1] = e + f;
+                }
+            }
+        }
+    }
+}
+
+/* ---- attention ---------------------------------------------------------- */
+
+TARGET static inline float dot_fma(const float *a, const float *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    if (i + 8 <= n) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        i += 8;
+    }
+    if (i < n) {
+        __m256i m = tail_mask(n - i);
+        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s1);
+    }
+    return hsum_ps(_mm256_add_ps(s0, s1));
+}
+
+/* dot_fma of four rows q[0..3] with one row k (loaded once for all four):
+ * each result bitwise what dot_fma(q[i], k, n) gives. */
+TARGET static inline void dot4_fma(const float *const q[4], const float *k, int n, float out[4]) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
+    __m256 b1 = _mm256_setzero_ps(), c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps();
+    __m256 d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256 k0 = _mm256_loadu_ps(k + i), k1 = _mm256_loadu_ps(k + i + 8);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q[0] + i), k0, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q[0] + i + 8), k1, a1);
+        b0 = _mm256_fmadd_ps(_mm256_loadu_ps(q[1] + i), k0, b0);
+        b1 = _mm256_fmadd_ps(_mm256_loadu_ps(q[1] + i + 8), k1, b1);
+        c0 = _mm256_fmadd_ps(_mm256_loadu_ps(q[2] + i), k0, c0);
+        c1 = _mm256_fmadd_ps(_mm256_loadu_ps(q[2] + i + 8), k1, c1);
+        d0 = _mm256_fmadd_ps(_mm256_loadu_ps(q[3] + i), k0, d0);
+        d1 = _mm256_fmadd_ps(_mm256_loadu_ps(q[3] + i + 8), k1, d1);
+    }
+    if (i + 8 <= n) {
+        const __m256 k0 = _mm256_loadu_ps(k + i);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q[0] + i), k0, a0);
+        b0 = _mm256_fmadd_ps(_mm256_loadu_ps(q[1] + i), k0, b0);
+        c0 = _mm256_fmadd_ps(_mm256_loadu_ps(q[2] + i), k0, c0);
+        d0 = _mm256_fmadd_ps(_mm256_loadu_ps(q[3] + i), k0, d0);
+        i += 8;
+    }
+    if (i < n) {
+        const __m256i m = tail_mask(n - i);
+        const __m256 k1 = _mm256_maskload_ps(k + i, m);
+        a1 = _mm256_fmadd_ps(_mm256_maskload_ps(q[0] + i, m), k1, a1);
+        b1 = _mm256_fmadd_ps(_mm256_maskload_ps(q[1] + i, m), k1, b1);
+        c1 = _mm256_fmadd_ps(_mm256_maskload_ps(q[2] + i, m), k1, c1);
+        d1 = _mm256_fmadd_ps(_mm256_maskload_ps(q[3] + i, m), k1, d1);
+    }
+    out[0] = hsum_ps(_mm256_add_ps(a0, a1));
+    out[1] = hsum_ps(_mm256_add_ps(b0, b1));
+    out[2] = hsum_ps(_mm256_add_ps(c0, c1));
+    out[3] = hsum_ps(_mm256_add_ps(d0, d1));
+}
+
+/* Attention is read-bound on the cache at long contexts, and the query heads
+ * that share a kv head (GQA; all of them in MLA) read the same rows. So a
+ * task takes one token and up to ATT_HEADS query heads of one kv head, and
+ * walks the cache in blocks of ATT_BLOCK positions: each key row is loaded
+ * once for all the task's heads (then from L1), each value block once (then
+ * from L2), with the softmax done online per head (a running max m and sum
+ * l; the output row, used as the accumulator, is rescaled when m grows).
+ * Every head's arithmetic is the same whichever heads share its task, so
+ * results do not depend on the grouping nor on the thread count. The
+ * scratch of kern_attn is not needed. */
+#define ATT_BLOCK 64
+#define ATT_HEADS 8
+
+typedef struct attn_job {
+    const kern_attn *a;
+    int group;    /* query heads per kv head */
+    int per_task; /* query heads per task (<= ATT_HEADS) */
+    int chunks;   /* tasks per (token, kv head) */
+} attn_job;
+
+/* o[0..n) *= f */
+TARGET static void scale_row(float *o, float f, int n) {
+    const __m256 vf = _mm256_set1_ps(f);
+    int d = 0;
+    for (; d + 8 <= n; d += 8) _mm256_storeu_ps(o + d, _mm256_mul_ps(_mm256_loadu_ps(o + d), vf));
+    for (; d < n; d++) o[d] *= f;
+}
+
+/* o[0..dv) += sum_jj p[jj] * v[jj][0..dv), v rows ldv apart. */
+TARGET static void add_weighted(float *o, const float *p, const float *v, size_t ldv, int nb,
+                                int dv) {
+    int d = 0;
+    for (; d + 32 <= dv; d += 32) {
+        __m256 o0 = _mm256_loadu_ps(o + d), o1 = _mm256_loadu_ps(o + d + 8);
+        __m256 o2 = _mm256_loadu_ps(o + d + 16), o3 = _mm256_loadu_ps(o + d + 24);
+        for (int jj = 0; jj < nb; jj++) {
+            const float *vj = v + (size_t)jj * ldv + d;
+            const __m256 pj = _mm256_set1_ps(p[jj]);
+            o0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj), o0);
+            o1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8), o1);
+            o2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 16), o2);
+            o3 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 24), o3);
+        }
+        _mm256_storeu_ps(o + d, o0);
+        _mm256_storeu_ps(o + d + 8, o1);
+        _mm256_storeu_ps(o + d + 16, o2);
+        _mm256_storeu_ps(o + d + 24, o3);
+    }
+    for (; d < dv; d += 8) {
+        const __m256i m = tail_mask(dv - d < 8 ? dv - d : 8);
+        __m256 o0 = _mm256_maskload_ps(o + d, m);
+        for (int jj = 0; jj < nb; jj++)
+            o0 = _mm256_fmadd_ps(_mm256_set1_ps(p[jj]),
+                                 _mm256_maskload_ps(v + (size_t)jj * ldv + d, m), o0);
+        _mm256_maskstore_ps(o + d, m, o0);
+    }
+}
+
+TARGET static void attn_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const attn_job *job = ctx;
+    const kern_attn *a = job->a;
+    const int chunk = task % job->chunks, g = (task / job->chunks) % a->n_head_kv;
+    const int t = task / job->chunks / a->n_head_kv;
+    const int h0 = g * job->group + chunk * job->per_task;
+    const int nh = job->group - chunk * job->per_task < job->per_task
+                       ? job->group - chunk * job->per_task
+                       : job->per_task;
+    const int n = a->pos[t] + 1, dk = a->head_dim_k, dv = a->head_dim_v;
+    const float *q[ATT_HEADS];
+    float *o[ATT_HEADS], mx[ATT_HEADS];
+    double l[ATT_HEADS];
+    float sc[ATT_HEADS][ATT_BLOCK];
+    for (int i = 0; i < nh; i++) {
+        q[i] = a->q + (size_t)t * a->ldq + (size_t)(h0 + i) * dk;
+        o[i] = a->out + (size_t)t * a->ldo + (size_t)(h0 + i) * dv;
+        memset(o[i], 0, sizeof(float) * (size_t)dv);
+        mx[i] = -INFINITY;
+        l[i] = 0;
+    }
+    const float *k = a->k + (size_t)g * dk, *v = a->v + (size_t)g * dv;
+    for (int j0 = 0; j0 < n; j0 += ATT_BLOCK) {
+        const int nb = n - j0 < ATT_BLOCK ? n - j0 : ATT_BLOCK;
+        for (int jj = 0; jj < nb; jj++) { /* one key row, every head, four at a time */
+            const float *kr = k + (size_t)(j0 + jj) * a->ldk;
+            int i = 0;
+            for (; i + 4 <= nh; i += 4) {
+                float d[4];
+                dot4_fma(q + i, kr, dk, d);
+                for (int u = 0; u < 4; u++) sc[i + u][jj] = a->scale * d[u];
+            }
+            for (; i < nh; i++) sc[i][jj] = a->scale * dot_fma(q[i], kr, dk);
+        }
+        for (int i = 0; i < nh; i++) {
+            float bm = sc[i][0];
+            for (int jj = 1; jj < nb; jj++)
+                if (sc[i][jj] > bm) bm = sc[i][jj];
+            if (bm > mx[i]) { /* rescale what is accumulated to the new max */
+                if (mx[i] != -INFINITY) {
+                    const float f = expf(mx[i] - bm);
+                    l[i] *= f;
+                    scale_row(o[i], f, dv);
+                }
+                mx[i] = bm;
+            }
+            /* p = exp(s - max), summed in double */
+            const __m256 vm = _mm256_set1_ps(mx[i]);
+            __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+            int jj = 0;
+            for (; jj + 8 <= nb; jj += 8) {
+                __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(&sc[i][jj]), vm));
+                _mm256_storeu_ps(&sc[i][jj], e);
+                s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+                s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+            }
+            if (jj < nb) {
+                const __m256i m = tail_mask(nb - jj);
+                __m256 e = exp_ps(_mm256_sub_ps(_mm256_maskload_ps(&sc[i][jj], m), vm));
+                e = _mm256_and_ps(e, _mm256_castsi256_ps(m));
+                _mm256_maskstore_ps(&sc[i][jj], m, e);
+                s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+                s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+            }
+            l[i] += hsum_pd(_mm256_add_pd(s0, s1));
+        }
+        const float *vb = v + (size_t)j0 * a->ldv;
+        for (int i = 0; i < nh; i++) add_weighted(o[i], sc[i], vb, a->ldv, nb, dv);
+    }
+    for (int i = 0; i < nh; i++) scale_row(o[i], (float)(1.0 / l[i]), dv);
+}
+
+void kern_avx2_attention(tp_pool *pool, const kern_attn *a) {
+    if (a->n_tok <= 0 || a->n_head <= 0 || a->n_head_kv <= 0) return;
+    attn_job job = {.a = a, .group = a->n_head / a->n_head_kv};
+    /* as many heads per task as keeps every thread busy (2 tasks each), at
+     * most ATT_HEADS: the results are the same for any choice */
+    const int64_t want = 2 * (int64_t)tp_n_threads(pool);
+    const int64_t base = (int64_t)a->n_tok * a->n_head_kv;
+    job.per_task = job.group < ATT_HEADS ? job.group : ATT_HEADS;
+    while (job.per_task > 1 && base * ((job.group + job.per_task - 1) / job.per_task) < want)
+        job.per_task = (job.per_task + 1) / 2;
+    job.chunks = (job.group + job.per_task - 1) / job.per_task;
+    tp_run(pool, attn_task, &job, (int)(base * job.chunks));
+}
+
+#else /* not x86-64: the avx2 table is empty there; these only keep tests linking */
+
+#include "kernels/avx2_ops.h"
+#include "kernels/ref.h"
+
+void kern_avx2_rmsnorm(float *y, const float *x, const float *w, int n, int n_tok, float eps) {
+    kern_ref_rmsnorm(y, x, w, n, n_tok, eps);
+}
+void kern_avx2_softmax(float *x, int n) {
+    kern_ref_softmax(x, n);
+}
+void kern_avx2_swiglu(float *out, const float *gate, const float *up, int64_t n) {
+    kern_ref_swiglu(out, gate, up, n);
+}
+void kern_avx2_rope(const kern_rope_params *p, float *x, size_t ld, int n_tok, int n_head,
+                    int head_dim, const int32_t *pos) {
+    kern_ref_rope(p, x, ld, n_tok, n_head, head_dim, pos);
+}
+void kern_avx2_attention(tp_pool *pool, const kern_attn *a) {
+    kern_ref_attention(pool, a);
+}
+
+#endif
