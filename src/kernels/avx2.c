@@ -8,7 +8,7 @@
  * of tasks over the pool: one dispatch, one barrier. Each task computes a
  * tile of rows for all tokens, in chunks of the type's max_tokens, so a
  * tile's weights are read from memory once per call. Types no tile handles
- * run the reference matmul. Everything else is the reference code.
+ * run the reference matmul. The other ops are in avx2_ops.c.
  * Functions carry a target attribute, so the file builds without -mavx2 and
  * only runs where the CPU has AVX2. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
