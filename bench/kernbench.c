@@ -25,7 +25,8 @@ static double cpu_now(void) {
 int main(int argc, char **argv) {
     const char *ec = getenv("KB_COLS"), *er = getenv("KB_ROWS");
     const int64_t C = ec ? atoll(ec) : 1536, R = er ? atoll(er) : 8960;
-    const ht_type types[] = {HT_F16, HT_Q8_0, HT_Q4_0, HT_Q5_0, HT_Q4_K, HT_Q6_K};
+    const ht_type types[] = {HT_F16,  HT_Q8_0, HT_Q4_0, HT_Q5_0, HT_Q2_K,
+                             HT_Q3_K, HT_Q4_K, HT_Q5_K, HT_Q6_K};
     int toks[8] = {1, 64}, n_toks = 2;
     if (argc > 1) {
         n_toks = 0;

@@ -1,10 +1,31 @@
-/* AVX2 tiles for the K-quants Q4_K and Q6_K (see avx2_impl.h).
+/* AVX2 tiles for the K-quants Q2_K, Q3_K, Q4_K, Q5_K and Q6_K (see avx2_impl.h).
  *
- * Activations are quantized to 8-bit blocks of 32, grouped per 256 (act_q8k)
- * so that a superblock's 8 scale products are one vector; each block product
- * is an integer dot product scaled in F32 (the golden tests' "fast" tier);
- * Q6_K's sub-block scales are applied in the integer domain. Batches run 4
- * tokens per pass over a row. */
+ * Activations (act_k): 8-bit blocks of 32 with one float scale each (the
+ * golden tests' "fast" tier; one scale per 256, as the reference runtime's
+ * Q8_K, was measured too coarse: llama3-bpe.q4_k_m fell to top-1 0.906),
+ * grouped per 256 with the integer sums of every 16 quants.
+ *
+ * Every type decodes a superblock of 256 weights to one form (k_sb):
+ *   q[j]    the 32 unsigned values of sub-block j (elements 32j..32j+32)
+ *   scv[k]  int16 multipliers of sub-blocks 2k, 2k+1: the per-16 scales of
+ *           Q2_K, Q3_K, Q6_K in the integer domain (1 for Q4_K, Q5_K)
+ *   aux     per-16 int16 that multiply the activations' 16-sums: Q2_K's mins,
+ *           Q3_K's and Q6_K's offsets (4 and 32 times the scale)
+ *   d, dm   their float scales; Q4_K, Q5_K: dsc_j = d * sc_j, dmn_j = dmin * m_j
+ * Per (row, token) and superblock: maddubs of each sub-block, then a
+ * transposing reduction by unpacks and adds (no phadd, slow on Zen 3) with
+ * the int16 sums turned into int32 (madd with scv) as late as they fit, to
+ * S: lane j = sub-block j's exact integer dot. Then with da_j the
+ * activations' block scales, one or two FMAs of 8 lanes:
+ *   Q4_K, Q5_K:  acc += cvt(S) * (dsc * da);  accm += dmn * (da_j * sum_j)
+ *   Q3_K, Q6_K:  acc += cvt(S - madd(aux, bsum16)) * (d * da)
+ *   Q2_K:        acc += cvt(S) * (d * da);  accm += cvt(madd(aux, bsum16)) * (dm * da)
+ * and y = hsum(acc) - hsum(accm). The integers are exact (their bounds are
+ * in the comments where they are formed; test_kquant runs the extremes), so
+ * however a path computes them -- decoding in registers for one token, or
+ * decoding a block of rows once into scratch and running register-tiled
+ * rows x tokens micro-kernels for a batch -- a (row, token) gets bitwise the
+ * same float operations in the same order, whatever nr, nt or the thread. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 #include <stdbool.h>
@@ -13,214 +34,537 @@
 
 #include "kernels/avx2_impl.h"
 
-/* Activations for the K-quants: per 256 values, the 8 blocks of 32 of
- * act_q8 regrouped so their scales load as vectors: x[32j + i] ~ d[j] *
- * qs[32j + i], dsum[j] = d[j] * (sum of qs[32j..32j+32)) for Q4_K's mins,
- * sum16[l] = sum of qs[16l..16l+16) for Q6_K's offset. */
-typedef struct act_q8k {
+#define AI __attribute__((always_inline))
+/* fixed-count loops over vectors: unrolled, so arrays of vectors stay in registers */
+#define UNROLL _Pragma("GCC unroll 16")
+
+/* One token's 256 activations in blocks of 32:
+ * x[32j + i] ~ d[j] * qs[32j + i], d[j] = max|x| / 127 over the block,
+ * dsum[j] = d[j] * (sum of the block's qs), bsum[l] = sum of qs[16l..16l+16). */
+typedef struct act_k {
+    int8_t qs[256];
+    int16_t bsum[16];
     float d[8];
     float dsum[8];
-    int16_t sum16[16];
-    int8_t qs[256];
-} act_q8k;
+} act_k;
 
-/* x[0..n) (n a multiple of 256) -> n/256 superblocks. */
+_Static_assert(sizeof(act_k) == 352, "act_k");
+
+/* x[0..n) (n a multiple of 256) -> n/256 act_k. */
 AVX2 static void quantize_act_k(const float *x, int64_t n, void *outv) {
-    act_q8k *out = outv;
-    for (int64_t b = 0; b < n / 256; b++)
+    act_k *out = outv;
+    for (int64_t b = 0; b < n / 256; b++) {
+        act_k *o = &out[b];
         for (int j = 0; j < 8; j++) {
             int32_t sum;
-            avx2_quantize32(x + 256 * b + 32 * j, -1.0f, &out[b].d[j], &sum, out[b].qs + 32 * j);
-            out[b].dsum[j] = out[b].d[j] * (float)sum;
-            for (int h = 0; h < 2; h++) {
-                int s16 = 0;
-                for (int i = 0; i < 16; i++) s16 += out[b].qs[32 * j + 16 * h + i];
-                out[b].sum16[2 * j + h] = (int16_t)s16;
+            avx2_quantize32(x + 256 * b + 32 * j, -1.0f, &o->d[j], &sum, o->qs + 32 * j);
+            o->dsum[j] = o->d[j] * (float)sum;
+        }
+        for (int l = 0; l < 16; l++) {
+            int s = 0;
+            for (int i = 0; i < 16; i++) s += o->qs[16 * l + i];
+            o->bsum[l] = (int16_t)s;
+        }
+    }
+}
+
+/* SIZE_MAX where it would overflow: the driver then falls back to the reference. */
+static size_t act_k_bytes(int64_t n) {
+    const uint64_t nsb = (uint64_t)(n / 256);
+    return nsb > SIZE_MAX / sizeof(act_k) ? SIZE_MAX : (size_t)nsb * sizeof(act_k);
+}
+
+static const avx2_act act_k_fmt = {32, act_k_bytes, quantize_act_k};
+
+/* ---- decoding one superblock to the common form ----------------------- */
+
+enum { K_Q2, K_Q3, K_Q4, K_Q5, K_Q6 };
+
+static const int k_block_bytes[] = {84, 110, 144, 176, 210};
+
+/* Whether the type's aux term is an offset (subtracted in the integers). */
+#define K_OFFSET(ty) ((ty) == K_Q3 || (ty) == K_Q6)
+/* Whether sub-block scales are per 32 and applied in float (Q4_K, Q5_K). */
+#define K_FLOAT_SCALES(ty) ((ty) == K_Q4 || (ty) == K_Q5)
+
+/* scv[k] for per-16 scales (sc16 = the 16 scales as int16): the
+ * multipliers of k_pair's int16 sums, which belong to 16-groups 4k, 4k+2
+ * (low 128 bits) and 4k+1, 4k+3 (high), in int16 pairs. */
+AVX2 static inline AI void k_scv16(__m256i sc16, __m256i scv[4]) {
+    const __m256i lo = _mm256_permute2x128_si256(sc16, sc16, 0x00);
+    const __m256i hi = _mm256_permute2x128_si256(sc16, sc16, 0x11);
+    UNROLL
+    for (int k = 0; k < 2; k++) {
+        const char a = (char)(8 * k), b = (char)(8 * k + 4), c = (char)(8 * k + 2),
+                   e = (char)(8 * k + 6);
+        const __m256i m = _mm256_setr_epi8(a, a + 1, a, a + 1, b, b + 1, b, b + 1, a, a + 1, a,
+                                           a + 1, b, b + 1, b, b + 1, c, c + 1, c, c + 1, e, e + 1,
+                                           e, e + 1, c, c + 1, c, c + 1, e, e + 1, e, e + 1);
+        scv[k] = _mm256_shuffle_epi8(lo, m);
+        scv[k + 2] = _mm256_shuffle_epi8(hi, m);
+    }
+}
+
+/* A superblock decoded to the common form (in registers). */
+typedef struct k_sb {
+    __m256i q[8];    /* the values of sub-block j, unsigned */
+    __m256i scv[4];  /* k_pair multipliers: per-16 scales, or 1 (Q4_K, Q5_K) */
+    __m256i aux;     /* per-16 scale types: mins or offsets per 16, int16 */
+    __m256 dsc, dmn; /* Q4_K, Q5_K: d * sc_j and dmin * m_j */
+    float d, dm;     /* per-16 scale types: the scales of the integer sums */
+} k_sb;
+
+/* Q4_K / Q5_K {f16 d, f16 dmin, scales[12]} -> d * sc_j and dmin * m_j
+ * (6-bit sc_j, m_j: for j < 4 the low 6 bits of scales[j] and
+ * scales[j + 4]; for j >= 4 a nibble of scales[j + 4] under the top 2 bits
+ * of scales[j - 4] and scales[j]), all in vector registers. */
+AVX2 static inline AI void k4_scales(const uint8_t *w, k_sb *o) {
+    const __m128i x = _mm_loadu_si128((const __m128i *)w);
+    /* bytes: s0-3, s8-11, s4-7, s8-11 and (top bits) -, s0-3, -, s4-7 */
+    const __m128i a = _mm_shuffle_epi8(
+        x, _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m128i b = _mm_shuffle_epi8(
+        x, _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
+    const __m128i lo =
+        _mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0));
+    const __m128i hn = _mm_and_si128(
+        _mm_srli_epi16(a, 4), _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15));
+    const __m128i tb = _mm_and_si128(_mm_srli_epi16(b, 2), _mm_set1_epi8(0x30));
+    const __m128i sm = _mm_or_si128(_mm_or_si128(lo, hn), tb); /* sc[0..7], m[0..7] */
+    const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm));
+    const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)));
+    const __m128 dd = _mm_cvtph_ps(x); /* d, dmin */
+    o->dsc = _mm256_mul_ps(_mm256_broadcastss_ps(dd), sc);
+    o->dmn = _mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)), mn);
+}
+
+/* Q2_K: 84 bytes {scales[16] (low nibble scale, high min, per 16), qs[64],
+ * f16 d, f16 dmin}; element 128h + 32p + l = (qs[32h + l] >> 2p) & 3, times
+ * d * scale - dmin * min of its 16. */
+AVX2 static inline AI void dec_q2_K(const uint8_t *w, k_sb *o) {
+    const __m128i s = _mm_loadu_si128((const __m128i *)w);
+    const __m128i m4 = _mm_set1_epi8(0xf);
+    k_scv16(_mm256_cvtepu8_epi16(_mm_and_si128(s, m4)), o->scv);
+    o->aux = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), m4));
+    const __m256i m3 = _mm256_set1_epi8(3);
+    UNROLL
+    for (int h = 0; h < 2; h++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * h));
+        o->q[4 * h + 0] = _mm256_and_si256(v, m3);
+        o->q[4 * h + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 2), m3);
+        o->q[4 * h + 2] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m3);
+        o->q[4 * h + 3] = _mm256_and_si256(_mm256_srli_epi16(v, 6), m3);
+    }
+    o->d = avx2_f16(avx2_rd16(w + 80));
+    o->dm = avx2_f16(avx2_rd16(w + 82));
+}
+
+/* Q3_K: 110 bytes {hmask[32], qs[64], scales[12] (16 6-bit, minus 32), f16
+ * d}; element 128h + 32p + l = ((qs[32h + l] >> 2p) & 3) + 4 * (bit 4h + p
+ * of hmask[l]) - 4, times d * scale of its 16. Stored unsigned (0..7); the
+ * offset 4 is aux = 4 * scale. */
+AVX2 static inline AI void dec_q3_K(const uint8_t *w, k_sb *o) {
+    uint32_t u[3];
+    memcpy(u, w + 96, 12);
+    const uint32_t k1 = 0x03030303, k2 = 0x0f0f0f0f;
+    const uint32_t a0 = (u[0] & k2) | ((u[2] & k1) << 4);
+    const uint32_t a1 = (u[1] & k2) | (((u[2] >> 2) & k1) << 4);
+    const uint32_t a2 = ((u[0] >> 4) & k2) | (((u[2] >> 4) & k1) << 4);
+    const uint32_t a3 = ((u[1] >> 4) & k2) | (((u[2] >> 6) & k1) << 4);
+    const __m128i s8 =
+        _mm_sub_epi8(_mm_setr_epi32((int)a0, (int)a1, (int)a2, (int)a3), _mm_set1_epi8(32));
+    const __m256i s16 = _mm256_cvtepi8_epi16(s8);
+    k_scv16(s16, o->scv);
+    o->aux = _mm256_slli_epi16(s16, 2);
+    const __m256i m3 = _mm256_set1_epi8(3), b2 = _mm256_set1_epi8(4);
+    const __m256i hm = _mm256_loadu_si256((const __m256i *)w);
+    UNROLL
+    for (int h = 0; h < 2; h++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(w + 32 + 32 * h));
+        UNROLL
+        for (int p = 0; p < 4; p++) {
+            const int j = 4 * h + p;
+            __m256i hb = j <= 2 ? _mm256_slli_epi16(hm, 2 - j) : _mm256_srli_epi16(hm, j - 2);
+            __m256i lo = p ? _mm256_srli_epi16(v, 2 * p) : v;
+            o->q[j] = _mm256_or_si256(_mm256_and_si256(lo, m3), _mm256_and_si256(hb, b2));
+        }
+    }
+    o->d = avx2_f16(avx2_rd16(w + 108));
+    o->dm = 0;
+}
+
+/* Q4_K: 144 bytes {f16 d, f16 dmin, scales[12], qs[128]}; sub-blocks 2i and
+ * 2i+1 are the low and high nibbles of qs[32i..32i+32), value d * sc_j * q -
+ * dmin * m_j. */
+AVX2 static inline AI void dec_q4_K(const uint8_t *w, k_sb *o) {
+    k4_scales(w, o);
+    UNROLL
+    for (int k = 0; k < 4; k++) o->scv[k] = _mm256_set1_epi16(1);
+    const __m256i m4 = _mm256_set1_epi8(0xf);
+    UNROLL
+    for (int i = 0; i < 4; i++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * i));
+        o->q[2 * i] = _mm256_and_si256(v, m4);
+        o->q[2 * i + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    }
+}
+
+/* Q5_K: 176 bytes {f16 d, f16 dmin, scales[12], qh[32], qs[128]}: Q4_K's
+ * nibbles plus 16 * (bit j of qh[l]) for element l of sub-block j. */
+AVX2 static inline AI void dec_q5_K(const uint8_t *w, k_sb *o) {
+    k4_scales(w, o);
+    UNROLL
+    for (int k = 0; k < 4; k++) o->scv[k] = _mm256_set1_epi16(1);
+    const __m256i m4 = _mm256_set1_epi8(0xf), b4 = _mm256_set1_epi8(0x10);
+    const __m256i hm = _mm256_loadu_si256((const __m256i *)(w + 16));
+    UNROLL
+    for (int i = 0; i < 4; i++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(w + 48 + 32 * i));
+        UNROLL
+        for (int k = 0; k < 2; k++) {
+            const int j = 2 * i + k;
+            __m256i hb = j <= 4 ? _mm256_slli_epi16(hm, 4 - j) : _mm256_srli_epi16(hm, j - 4);
+            __m256i lo = k ? _mm256_srli_epi16(v, 4) : v;
+            o->q[j] = _mm256_or_si256(_mm256_and_si256(lo, m4), _mm256_and_si256(hb, b4));
+        }
+    }
+}
+
+/* Q6_K: 210 bytes {ql[128], qh[64], int8 scales[16], f16 d}; half h of 128:
+ * element 128h + 32k + l has the low nibble of ql[64h + l] (k = 0, 1: bytes
+ * l, l + 32; k = 2, 3: their high nibbles) and bits 2k..2k+1 of qh[32h + l]
+ * on top; value d * scale * (q - 32). The offset is aux = 32 * scale. */
+AVX2 static inline AI void dec_q6_K(const uint8_t *w, k_sb *o) {
+    const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 192)));
+    k_scv16(s16, o->scv);
+    o->aux = _mm256_slli_epi16(s16, 5);
+    const __m256i m4 = _mm256_set1_epi8(0xf), m3 = _mm256_set1_epi8(0x30);
+    UNROLL
+    for (int h = 0; h < 2; h++) {
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w + 64 * h));
+        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w + 64 * h + 32));
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * h));
+        o->q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                          _mm256_and_si256(_mm256_slli_epi16(hb, 4), m3));
+        o->q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                          _mm256_and_si256(_mm256_slli_epi16(hb, 2), m3));
+        o->q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                          _mm256_and_si256(hb, m3));
+        o->q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                          _mm256_and_si256(_mm256_srli_epi16(hb, 2), m3));
+    }
+    o->d = avx2_f16(avx2_rd16(w + 208));
+    o->dm = 0;
+}
+
+AVX2 static inline AI void k_decode(const int ty, const uint8_t *w, k_sb *o) {
+    switch (ty) {
+    case K_Q2:
+        dec_q2_K(w, o);
+        break;
+    case K_Q3:
+        dec_q3_K(w, o);
+        break;
+    case K_Q4:
+        dec_q4_K(w, o);
+        break;
+    case K_Q5:
+        dec_q5_K(w, o);
+        break;
+    default:
+        dec_q6_K(w, o);
+        break;
+    }
+}
+
+/* ---- one (row, token) superblock: shared by every path ---------------- */
+
+/* Where the int16 sums become int32 (madd): as late as they fit. Q4_K's
+ * sums of 16 products fit int16 (16 * 15 * 128 < 32768), Q5_K's of 8, and
+ * the per-16 scale types need their scales after the first level. */
+#define K_MADD_LEVEL(ty) ((ty) == K_Q4 ? 3 : (ty) == K_Q5 ? 2 : 1)
+
+/* Sub-block pair k (2k, 2k+1) against activations aq: maddubs, then int16
+ * sums of 4 products (they fit: 4 * 63 * 128 < 32768) of one 16-group each;
+ * at level 1 times scv in madd. Lanes (int16 pairs or int32) 0, 2 (low 128
+ * bits: elements 0-15 of the sub-block; 4, 6: elements 16-31) belong to
+ * sub-block 2k and 1, 3 (5, 7) to 2k+1. No phadd: 2 cycles a piece on Zen 3. */
+AVX2 static inline AI __m256i k_pair(const int ty, __m256i q0, __m256i q1, __m256i scv,
+                                     const int8_t *aq) {
+    const __m256i m0 = _mm256_maddubs_epi16(q0, _mm256_loadu_si256((const __m256i *)aq));
+    const __m256i m1 = _mm256_maddubs_epi16(q1, _mm256_loadu_si256((const __m256i *)(aq + 32)));
+    const __m256i h =
+        _mm256_add_epi16(_mm256_unpacklo_epi32(m0, m1), _mm256_unpackhi_epi32(m0, m1));
+    return K_MADD_LEVEL(ty) == 1 ? _mm256_madd_epi16(h, scv) : h;
+}
+
+/* Two k_pair results (pairs 2i, 2i+1) -> lane l of 4 (0-3: elements 0-15,
+ * 4-7: 16-31) = sub-block 4i + l % 4. */
+AVX2 static inline AI __m256i k_quad(const int ty, __m256i ta, __m256i tb) {
+    const __m256i lo = _mm256_unpacklo_epi64(ta, tb), hi = _mm256_unpackhi_epi64(ta, tb);
+    if (K_MADD_LEVEL(ty) == 1) return _mm256_add_epi32(lo, hi);
+    const __m256i v = _mm256_add_epi16(lo, hi);
+    return K_MADD_LEVEL(ty) == 2 ? _mm256_madd_epi16(v, _mm256_set1_epi16(1)) : v;
+}
+
+/* Two k_quad results -> lane j (int32) = sub-block j's integer dot. */
+AVX2 static inline AI __m256i k_reduce(const int ty, __m256i v0, __m256i v1) {
+    const __m256i lo = _mm256_permute2x128_si256(v0, v1, 0x20);
+    const __m256i hi = _mm256_permute2x128_si256(v0, v1, 0x31);
+    if (K_MADD_LEVEL(ty) < 3) return _mm256_add_epi32(lo, hi);
+    return _mm256_madd_epi16(_mm256_add_epi16(lo, hi), _mm256_set1_epi16(1));
+}
+
+/* The float step of one superblock: S = the 8 sub-block dots. */
+AVX2 static inline AI void k_accum(const int ty, __m256i S, const k_sb *w, const act_k *a,
+                                   __m256 *acc, __m256 *accm) {
+    const __m256 da = _mm256_loadu_ps(a->d);
+    if (K_FLOAT_SCALES(ty)) {
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_mul_ps(w->dsc, da), *acc);
+        *accm = _mm256_fmadd_ps(w->dmn, _mm256_loadu_ps(a->dsum), *accm);
+        return;
+    }
+    const __m256i imin =
+        _mm256_madd_epi16(w->aux, _mm256_loadu_si256((const __m256i *)a->bsum)); /* lane j */
+    if (K_OFFSET(ty)) {
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(S, imin)),
+                               _mm256_mul_ps(_mm256_set1_ps(w->d), da), *acc);
+    } else {
+        *acc =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_mul_ps(_mm256_set1_ps(w->d), da), *acc);
+        *accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin), _mm256_mul_ps(_mm256_set1_ps(w->dm), da),
+                                *accm);
+    }
+}
+
+AVX2 static inline AI float k_finish(const int ty, __m256 acc, __m256 accm) {
+    return K_OFFSET(ty) ? avx2_hsum8(acc) : avx2_hsum8(acc) - avx2_hsum8(accm);
+}
+
+/* ---- one token: decode in registers ----------------------------------- */
+
+/* Software prefetch distance (bytes) of the one-token path, within the tile. */
+#ifndef PF_DIST
+#define PF_DIST 1024
+#endif
+
+/* Rows [0, nr) of the tile against one token: y[r]. */
+AVX2 static inline AI void k_rows_1tok(const int ty, const uint8_t *w, size_t row_bytes, int nr,
+                                       const act_k *a, int64_t nsb, float *y) {
+    const int bb = k_block_bytes[ty];
+    const uint8_t *end = w + (size_t)nr * row_bytes;
+    for (int r = 0; r < nr; r++) {
+        const uint8_t *wr = w + (size_t)r * row_bytes;
+        __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+        for (int64_t s = 0; s < nsb; s++) {
+            const uint8_t *ws = wr + s * bb;
+#if PF_DIST > 0
+            if ((size_t)(end - ws) > PF_DIST + 3 * 64) {
+                _mm_prefetch((const char *)ws + PF_DIST, _MM_HINT_T0);
+                _mm_prefetch((const char *)ws + PF_DIST + 64, _MM_HINT_T0);
+                if (bb > 128) _mm_prefetch((const char *)ws + PF_DIST + 128, _MM_HINT_T0);
+            }
+#else
+            (void)end;
+#endif
+            k_sb sb;
+            k_decode(ty, ws, &sb);
+            const act_k *as = &a[s];
+            __m256i t[4];
+            UNROLL
+            for (int k = 0; k < 4; k++)
+                t[k] = k_pair(ty, sb.q[2 * k], sb.q[2 * k + 1], sb.scv[k], as->qs + 64 * k);
+            k_accum(ty, k_reduce(ty, k_quad(ty, t[0], t[1]), k_quad(ty, t[2], t[3])), &sb, as, &acc,
+                    &accm);
+        }
+        y[r] = k_finish(ty, acc, accm);
+    }
+}
+
+/* ---- batches: rows decoded once into scratch -------------------------- */
+
+/* A decoded superblock in memory (640 bytes). */
+typedef struct k_dec {
+    uint8_t q[256];
+    int16_t scv[4][16];
+    int16_t aux[16];
+    float dsc[8], dmn[8];
+    float d, dm;
+    uint8_t pad[24];
+} k_dec;
+
+_Static_assert(sizeof(k_dec) == 512, "k_dec");
+
+#define DEC_ROWS 8 /* rows decoded into scratch at once */
+
+AVX2 static inline AI void k_decode_rows(const int ty, const uint8_t *w, size_t row_bytes, int nr,
+                                         int64_t nsb, k_dec *out) {
+    const int bb = k_block_bytes[ty];
+    for (int r = 0; r < nr; r++)
+        for (int64_t s = 0; s < nsb; s++) {
+            k_sb sb;
+            k_dec *o = &out[(size_t)r * nsb + s];
+            k_decode(ty, w + (size_t)r * row_bytes + s * bb, &sb);
+            UNROLL
+            for (int j = 0; j < 8; j++) {
+                _mm256_storeu_si256((__m256i *)(o->q + 32 * j), sb.q[j]);
+                if (!K_FLOAT_SCALES(ty) && j < 4)
+                    _mm256_storeu_si256((__m256i *)o->scv[j], sb.scv[j]);
+            }
+            if (K_FLOAT_SCALES(ty)) {
+                _mm256_storeu_ps(o->dsc, sb.dsc);
+                _mm256_storeu_ps(o->dmn, sb.dmn);
+            } else {
+                _mm256_storeu_si256((__m256i *)o->aux, sb.aux);
+                o->d = sb.d;
+                o->dm = sb.dm;
             }
         }
 }
 
-/* Q4_K: 144-byte superblocks of 256 {f16 d, f16 dmin, scales[12], qs[128]};
- * sub-block j (32 values) = d*sc_j*q - dmin*m_j, q a nibble: sub-blocks 2i and
- * 2i+1 are the low and high nibbles of qs[32i..32i+32); sc_j, m_j 6-bit.
- * Per superblock the 8 factors d*sc_j*da_j are one vector product, each
- * sub-block's integer dot one FMA with its factor; the min terms are
- * dmin * sum_j m_j * dsum_j, an 8-wide FMA. */
-/* A Q4_K superblock's d * sc_j and dmin * m_j, j = 0..7, as vectors. */
-AVX2 static inline void q4_K_scales(const uint8_t *w, __m256 *dsc, __m256 *dmn) {
-    /* scales[12] -> sc[0..7] (bytes of u[0], u[1]) and m[0..7] (u[2], u[3]) */
-    uint32_t u[4];
-    memcpy(u, w + 4, 12);
-    u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-    uint32_t mlo = u[1] & 0x3f3f3f3f;
-    u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-    u[2] = mlo;
-    u[0] &= 0x3f3f3f3f;
-    __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
-        _mm_cvtsi64_si128((long long)((uint64_t)u[0] | (uint64_t)u[1] << 32))));
-    __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
-        _mm_cvtsi64_si128((long long)((uint64_t)u[2] | (uint64_t)u[3] << 32))));
-    *dsc = _mm256_mul_ps(_mm256_set1_ps(avx2_f16(avx2_rd16(w))), sc);
-    *dmn = _mm256_mul_ps(_mm256_set1_ps(avx2_f16(avx2_rd16(w + 2))), mn);
-}
-
-/* Q4_K against nt <= 4 tokens (4: a batch; 1: dot_q4_K): per token the same
- * operations in the same order, so results agree bitwise. */
-AVX2 static inline __attribute__((always_inline)) void
-q4_K_tokens(const uint8_t *w, const act_q8k *const *a, const int nt, int64_t nsb, float *y) {
-    __m256 acc[4], accm[4];
-    for (int t = 0; t < 4; t++) acc[t] = accm[t] = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(0xf), ones = _mm256_set1_epi16(1);
-    for (int64_t s = 0; s < nsb; s++, w += 144) {
-        __m256 dsc, dmn, f[4];
-        q4_K_scales(w, &dsc, &dmn);
-        for (int t = 0; t < nt; t++) {
-            f[t] = _mm256_mul_ps(dsc, _mm256_loadu_ps(a[t][s].d));
-            accm[t] = _mm256_fmadd_ps(dmn, _mm256_loadu_ps(a[t][s].dsum), accm[t]);
+/* R decoded rows x T tokens, all superblocks: y[t * ldy + r]. */
+AVX2 static inline AI void k_micro(const int ty, const int R, const int T, const k_dec *w,
+                                   int64_t nsb, const act_k *const *a, float *y, size_t ldy) {
+    __m256 acc[2][4], accm[2][4];
+    UNROLL
+    for (int r = 0; r < R; r++) UNROLL
+    for (int t = 0; t < T; t++) acc[r][t] = accm[r][t] = _mm256_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        __m256i u[2][4][2], t0[2][4];
+        UNROLL
+        for (int k = 0; k < 4; k++) {
+            __m256i q0[2], q1[2], s0[2];
+            UNROLL
+            for (int r = 0; r < R; r++) {
+                const k_dec *ws = &w[r * nsb + s];
+                q0[r] = _mm256_loadu_si256((const __m256i *)(ws->q + 64 * k));
+                q1[r] = _mm256_loadu_si256((const __m256i *)(ws->q + 64 * k + 32));
+                s0[r] = K_FLOAT_SCALES(ty) ? _mm256_set1_epi16(1)
+                                           : _mm256_loadu_si256((const __m256i *)ws->scv[k]);
+            }
+            UNROLL
+            for (int t = 0; t < T; t++) UNROLL
+            for (int r = 0; r < R; r++) {
+                __m256i p = k_pair(ty, q0[r], q1[r], s0[r], a[t][s].qs + 64 * k);
+                if (k % 2 == 0)
+                    t0[r][t] = p;
+                else
+                    u[r][t][k / 2] = k_quad(ty, t0[r][t], p);
+            }
         }
-        const uint8_t *qs = w + 16;
-        for (int i = 0; i < 4; i++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * i));
-            __m256i lo = _mm256_and_si256(v, m4);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            for (int t = 0; t < nt; t++) {
-                const int8_t *aq = a[t][s].qs + 64 * i;
-                __m256i pl = _mm256_madd_epi16(
-                    _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)aq)), ones);
-                __m256i ph = _mm256_madd_epi16(
-                    _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(aq + 32))), ones);
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pl),
-                                         _mm256_permutevar8x32_ps(f[t], _mm256_set1_epi32(2 * i)),
-                                         acc[t]);
-                acc[t] = _mm256_fmadd_ps(
-                    _mm256_cvtepi32_ps(ph),
-                    _mm256_permutevar8x32_ps(f[t], _mm256_set1_epi32(2 * i + 1)), acc[t]);
+        UNROLL
+        for (int r = 0; r < R; r++) {
+            const k_dec *ws = &w[r * nsb + s];
+            k_sb sb;
+            if (K_FLOAT_SCALES(ty)) {
+                sb.dsc = _mm256_loadu_ps(ws->dsc);
+                sb.dmn = _mm256_loadu_ps(ws->dmn);
+            } else {
+                sb.aux = _mm256_loadu_si256((const __m256i *)ws->aux);
+                sb.d = ws->d;
+                sb.dm = ws->dm;
+            }
+            UNROLL
+            for (int t = 0; t < T; t++) {
+                const __m256i S = k_reduce(ty, u[r][t][0], u[r][t][1]);
+                k_accum(ty, S, &sb, a[t] + s, &acc[r][t], &accm[r][t]);
             }
         }
     }
-    for (int t = 0; t < nt; t++) y[t] = avx2_hsum8(acc[t]) - avx2_hsum8(accm[t]);
+    UNROLL
+    for (int r = 0; r < R; r++) UNROLL
+    for (int t = 0; t < T; t++) y[(size_t)t * ldy + r] = k_finish(ty, acc[r][t], accm[r][t]);
 }
 
-AVX2 static float dot_q4_K(const uint8_t *w, const act_q8k *a, int64_t nsb) {
-    float y;
-    q4_K_tokens(w, &a, 1, nsb, &y);
-    return y;
-}
+#define MICRO_R 2
+#define MICRO_T 4
 
-AVX2 static void dot_q4_K_x4(const uint8_t *w, const act_q8k *const *a, int64_t nsb, float *y) {
-    q4_K_tokens(w, a, 4, nsb, y);
-}
-
-/* The 4 x 32 6-bit values (0..63) of one half (128 values) of a Q6_K
- * superblock, in element order. */
-AVX2 static inline void q6_K_half(const uint8_t *ql, const uint8_t *qh, __m256i q[4]) {
-    const __m256i m4 = _mm256_set1_epi8(0xf), m3 = _mm256_set1_epi8(3);
-    __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-    __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-    __m256i h = _mm256_loadu_si256((const __m256i *)qh);
-    q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m3), 4));
-    q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m3), 4));
-    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m3), 4));
-    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m3), 4));
-}
-
-/* Q6_K: 210-byte superblocks of 256 {ql[128], qh[64], int8 scales[16], f16 d};
- * value = d * scale[l/16] * (6-bit q - 32). Per block j of 32: the unsigned
- * 6-bit values times the activations, the two scales applied in the integer
- * domain (madd), one FMA with d * da_j; the offset 32 comes off at the end as
- * 32 * sum_j d * da_j * (sc_2j * sum16_2j + sc_2j+1 * sum16_2j+1). */
-AVX2 static inline __attribute__((always_inline)) void
-q6_K_tokens(const uint8_t *w, const act_q8k *const *a, const int nt, int64_t nsb, float *y) {
-    __m256 acc[4], acco[4];
-    for (int t = 0; t < 4; t++) acc[t] = acco[t] = _mm256_setzero_ps();
-    /* low 128 bits: int16 0 of each dword, high: int16 1 */
-    const __m256i spread = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2,
-                                            3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
-    for (int64_t s = 0; s < nsb; s++, w += 210) {
-        /* the 16 scales as int16; dword j = (sc_2j, sc_2j+1), block j's pair */
-        __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 192)));
-        const float d = avx2_f16(avx2_rd16(w + 208));
-        for (int t = 0; t < nt; t++) {
-            __m256 f = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_loadu_ps(a[t][s].d));
-            __m256i off = _mm256_madd_epi16(sc, _mm256_loadu_si256((const __m256i *)a[t][s].sum16));
-            acco[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(off), f, acco[t]);
-        }
-        for (int h = 0; h < 2; h++) {
-            __m256i q[4];
-            q6_K_half(w + 64 * h, w + 128 + 32 * h, q);
-            for (int k = 0; k < 4; k++) {
-                const int jb = 4 * h + k;
-                __m256i sv = _mm256_shuffle_epi8(
-                    _mm256_permutevar8x32_epi32(sc, _mm256_set1_epi32(jb)), spread);
-                for (int t = 0; t < nt; t++) {
-                    __m256i qa = _mm256_loadu_si256((const __m256i *)(a[t][s].qs + 32 * jb));
-                    __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], qa), sv);
-                    /* d * da_jb: the same product as lane jb of f above */
-                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
-                                             _mm256_set1_ps(d * a[t][s].d[jb]), acc[t]);
+AVX2 static inline AI void k_tile(const int ty, const uint8_t *w, size_t row_bytes, int nr,
+                                  const uint8_t *act, size_t act_stride, int nt, int64_t n,
+                                  float *y, size_t ldy, uint8_t *scratch) {
+    const int64_t nsb = n / 256;
+    if (nt == 1) {
+        k_rows_1tok(ty, w, row_bytes, nr, (const act_k *)act, nsb, y);
+        return;
+    }
+    k_dec *dec = (k_dec *)scratch;
+    for (int r0 = 0; r0 < nr; r0 += DEC_ROWS) {
+        const int rb = nr - r0 < DEC_ROWS ? nr - r0 : DEC_ROWS;
+        k_decode_rows(ty, w + (size_t)r0 * row_bytes, row_bytes, rb, nsb, dec);
+        for (int t0 = 0; t0 < nt; t0 += MICRO_T) {
+            const int tn = nt - t0 < MICRO_T ? nt - t0 : MICRO_T;
+            const act_k *at[4];
+            for (int t = 0; t < tn; t++)
+                at[t] = (const act_k *)(act + (size_t)(t0 + t) * act_stride);
+            float *yt = y + (size_t)t0 * ldy + r0;
+            for (int r = 0; r < rb; r += MICRO_R) {
+                const k_dec *wr = dec + (size_t)r * nsb;
+                const bool two = MICRO_R > 1 && r + 1 < rb;
+                switch (tn * 2 + two) {
+                case 2:
+                    k_micro(ty, 1, 1, wr, nsb, at, yt + r, ldy);
+                    break;
+                case 3:
+                    k_micro(ty, 2, 1, wr, nsb, at, yt + r, ldy);
+                    break;
+                case 4:
+                    k_micro(ty, 1, 2, wr, nsb, at, yt + r, ldy);
+                    break;
+                case 5:
+                    k_micro(ty, 2, 2, wr, nsb, at, yt + r, ldy);
+                    break;
+                case 6:
+                    k_micro(ty, 1, 3, wr, nsb, at, yt + r, ldy);
+                    break;
+                case 7:
+                    k_micro(ty, 2, 3, wr, nsb, at, yt + r, ldy);
+                    break;
+                case 8:
+                    k_micro(ty, 1, 4, wr, nsb, at, yt + r, ldy);
+                    break;
+                default:
+                    k_micro(ty, 2, 4, wr, nsb, at, yt + r, ldy);
+                    break;
                 }
             }
         }
     }
-    for (int t = 0; t < nt; t++) y[t] = avx2_hsum8(acc[t]) - 32.0f * avx2_hsum8(acco[t]);
 }
 
-AVX2 static float dot_q6_K(const uint8_t *w, const act_q8k *a, int64_t nsb) {
-    float y;
-    q6_K_tokens(w, &a, 1, nsb, &y);
-    return y;
+static size_t k_scratch_bytes(int64_t n) {
+    const uint64_t nsb = (uint64_t)(n / 256);
+    return nsb > SIZE_MAX / (DEC_ROWS * sizeof(k_dec)) ? SIZE_MAX
+                                                       : (size_t)nsb * DEC_ROWS * sizeof(k_dec);
 }
 
-AVX2 static void dot_q6_K_x4(const uint8_t *w, const act_q8k *const *a, int64_t nsb, float *y) {
-    q6_K_tokens(w, a, 4, nsb, y);
-}
-
-static size_t act_q8k_bytes(int64_t n) {
-    return (size_t)(n / 256) * sizeof(act_q8k);
-}
-
-static const avx2_act act_q8k_fmt = {32, act_q8k_bytes, quantize_act_k};
-
-#define MAX_ROWS   16
+#define MAX_ROWS   64
 #define MAX_TOKENS 64
 
-#define TILE_K(name, dot_fn, dot_x4_fn)                                                            \
+#define K_TILE(name, ty)                                                                           \
     AVX2 static void name(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,          \
                           size_t act_stride, int nt, int64_t n, float *y, size_t ldy,              \
                           uint8_t *scratch) {                                                      \
-        (void)scratch;                                                                             \
-        int t = 0;                                                                                 \
-        for (; t + 4 <= nt; t += 4) {                                                              \
-            const act_q8k *at[4];                                                                  \
-            for (int k = 0; k < 4; k++)                                                            \
-                at[k] = (const act_q8k *)(act + (size_t)(t + k) * act_stride);                     \
-            for (int r = 0; r < nr; r++) {                                                         \
-                float v[4];                                                                        \
-                dot_x4_fn(w + (size_t)r * row_bytes, at, n / 256, v);                              \
-                for (int k = 0; k < 4; k++) y[(size_t)(t + k) * ldy + r] = v[k];                   \
-            }                                                                                      \
-        }                                                                                          \
-        for (; t < nt; t++)                                                                        \
-            for (int r = 0; r < nr; r++)                                                           \
-                y[(size_t)t * ldy + r] =                                                           \
-                    dot_fn(w + (size_t)r * row_bytes,                                              \
-                           (const act_q8k *)(act + (size_t)t * act_stride), n / 256);              \
-    }
-TILE_K(tile_q4_K, dot_q4_K, dot_q4_K_x4)
-TILE_K(tile_q6_K, dot_q6_K, dot_q6_K_x4)
-
-static const avx2_type type_q4_K = {&act_q8k_fmt, tile_q4_K, MAX_ROWS, MAX_TOKENS, NULL};
-static const avx2_type type_q6_K = {&act_q8k_fmt, tile_q6_K, MAX_ROWS, MAX_TOKENS, NULL};
+        k_tile(ty, w, row_bytes, nr, act, act_stride, nt, n, y, ldy, scratch);                     \
+    }                                                                                              \
+    static const avx2_type type_##name = {&act_k_fmt, name, MAX_ROWS, MAX_TOKENS, k_scratch_bytes};
+K_TILE(tile_q2_K, K_Q2)
+K_TILE(tile_q3_K, K_Q3)
+K_TILE(tile_q4_K, K_Q4)
+K_TILE(tile_q5_K, K_Q5)
+K_TILE(tile_q6_K, K_Q6)
 
 const avx2_type *avx2_kq_type(ht_type t) {
     switch (t) {
+    case HT_Q2_K:
+        return &type_tile_q2_K;
+    case HT_Q3_K:
+        return &type_tile_q3_K;
     case HT_Q4_K:
-        return &type_q4_K;
+        return &type_tile_q4_K;
+    case HT_Q5_K:
+        return &type_tile_q5_K;
     case HT_Q6_K:
-        return &type_q6_K;
+        return &type_tile_q6_K;
     default:
         return NULL;
     }
