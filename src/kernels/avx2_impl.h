@@ -4,9 +4,9 @@
  * format, cuts the work into tiles of rows x tokens, runs them over the pool
  * and falls back to the reference matmul for types no file here handles.
  * The per-type tile kernels live in
- *   avx2_q.c   F32, F16, Q8_0, Q4_0, Q5_0 (activations: F32, or act_q8
- *              blocks of 32 with one scale each)
- *   avx2_kq.c  the K-quants (activations grouped per 256)
+ *   avx2_q.c   F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL
+ *              (activations: F32, or act_q8 blocks of 32 with one scale each)
+ *   avx2_kq.c  Q2_K..Q6_K (8-bit activation blocks of 32 grouped per 256)
  * and are found through avx2_q_type() / avx2_kq_type().
  *
  * The contract of a tile kernel, which test_kernels checks for every type:

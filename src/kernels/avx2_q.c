@@ -1,14 +1,34 @@
-/* AVX2 tiles for F32, F16, Q8_0, Q4_0 and Q5_0 weights (see avx2_impl.h).
+/* AVX2 tiles for F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_1, Q5_1 and IQ4_NL
+ * weights (see avx2_impl.h).
  *
- *   F32, F16: F32 activations, FMA dot products (the reference's values up to
- *     summation order; F16 converted with F16C).
- *   Q8_0, Q4_0, Q5_0: activations quantized to act_q8 blocks of 32 (x ~ d *
- *     qx, d = max|x| / 127), each block product an integer dot product
+ *   F32, F16, BF16: F32 activations, FMA dot products (the reference's values
+ *     up to summation order; F16 converted with F16C, BF16 by a shift).
+ *   the quantized types: activations quantized to act_q8 blocks of 32 (x ~ d
+ *     * qx, d = max|x| / 127), each block product an integer dot product
  *     (maddubs/madd) scaled in F32, as the reference runtime does: the
  *     "fast" tier of the golden tests.
- *   Batches: Q8_0 rows run 4 tokens per pass (each weight block loaded once
- *     for 4 tokens); Q4_0/Q5_0 rows are unpacked to bytes once per tile and
- *     then run 4 rows per activation load. */
+ *
+ * The value of each (row, token) is fixed by one summation order, whatever
+ * the path that computes it (test_kernels and test_avx2q check this bitwise):
+ *   float types: one 8-lane accumulator, acc = fma(w[i..i+8), x[i..i+8), acc)
+ *     over i = 0, 8, ...; then avx2_hsum8(acc), then the tail columns one
+ *     scalar FMA each.
+ *   quantized types: per block b in order, p = the 8 int32 lane sums of 4
+ *     products each (elements 4k..4k+3 in lane k: exact integers), acc =
+ *     fma(float(p), dw * da, acc); then avx2_hsum8(acc) (Q4_1 / Q5_1: plus
+ *     a scalar sum over blocks of m * (da * sum qa), one FMA each).
+ * Two paths compute these:
+ *   decode (few tokens): straight from the weights, a group of rows per
+ *     activation load (8 float rows, 4 quantized rows whose block scales
+ *     convert as one vector), one accumulator chain per row, and software
+ *     prefetch of each row PF_DIST ahead, running on into the next group's
+ *     rows at a row's end (4 KiB pages stop the hardware prefetcher); never
+ *     outside the tile.
+ *   batches (prefill): the tile's rows, SUB at a time, unpacked once into
+ *     per-thread scratch (F16 / BF16 -> F32 a column chunk at a time; the
+ *     quantized types to 32-byte int8 blocks with |q| and F32 scales), then
+ *     register-tiled micro-kernels of 4 rows x 3 tokens (12 accumulators),
+ *     while the weights of the next chunk or rows are prefetched. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 #include <stdbool.h>
@@ -17,19 +37,26 @@
 
 #include "kernels/avx2_impl.h"
 
+#define INLINE      AVX2 static inline __attribute__((always_inline))
+#define MAX_ROWS    64   /* rows per tile */
+#define MAX_TOKENS  64   /* tokens per tile */
+#define SUB         16   /* batches: rows unpacked into scratch at a time */
+#define PF_DIST     768  /* decode: prefetch distance in bytes, per row stream */
+#define PF_SHORT    8192 /* decode: a row group this short is prefetched as one span */
+#define F_KC        256  /* float batches: columns per chunk */
+#define F_MR        4    /* float micro-kernel: rows */
+#define F_MT        3    /* and tokens (12 accumulators) */
+#define Q_MR        4    /* quantized micro-kernel: rows */
+#define Q_MT        3    /* and tokens */
+#define Q_BATCH_MIN 3    /* tokens from which quantized tiles unpack the rows */
+#define F_BATCH_MIN 2    /* the same for float tiles */
+
 /* An activation block: 32 values x[i] ~ d * qs[i]; sum = sum of qs. */
 typedef struct act_q8 {
     float d;
     int32_t sum;
     int8_t qs[32];
 } act_q8;
-
-/* 32 signed bytes a (|a| <= 128) times 32 signed bytes b (|b| <= 127):
- * eight int32 partial sums. */
-AVX2 static inline __m256i dot_i8(__m256i a, __m256i b) {
-    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-}
 
 static size_t act_q8_bytes(int64_t n) {
     return (size_t)(n / 32) * sizeof(act_q8);
@@ -44,282 +71,548 @@ AVX2 static void quantize_act(const float *x, int64_t n, void *out) {
 
 static const avx2_act act_q8_fmt = {32, act_q8_bytes, quantize_act};
 
-AVX2 static float dot_f32(const float *w, const float *x, int64_t n) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+/* Prefetches, for a group of rows [r, r + g) of a tile of nr rows whose
+ * reading has reached byte off of each row and goes on by `step` bytes per
+ * call: long rows, the bytes PF_DIST past off in the same rows, or once that
+ * passes the row's end, at the start of the next group's rows; short rows
+ * (the group within PF_SHORT bytes), the next group's rows as one span, at
+ * the same pace (and the first group's own rows as for long rows). Nothing
+ * outside the tile. */
+INLINE void prefetch_ahead(const uint8_t *w, size_t rb, int r, int g, int nr, size_t off,
+                           size_t step) {
+    size_t o = off + PF_DIST;
+    if ((size_t)g * rb <= PF_SHORT) {
+        const size_t at = (size_t)(r + g) * rb + off * (size_t)g,
+                     lim = (size_t)(r + 2 * g < nr ? r + 2 * g : nr) * rb;
+        for (size_t k = 0; k <= (size_t)g * step; k += 64)
+            if (at + k < lim) _mm_prefetch((const char *)(w + at + k), 3);
+        if (r > 0) return;
     }
-    float s = avx2_hsum8(_mm256_add_ps(a0, a1));
-    for (; i < n; i++) s += w[i] * x[i];
-    return s;
+    if (o < rb) {
+        for (int i = 0; i < g; i++) _mm_prefetch((const char *)(w + (size_t)(r + i) * rb + o), 3);
+    } else if (r > 0 || (size_t)g * rb > PF_SHORT) {
+        o -= rb;
+        if (o < rb)
+            for (int i = r + g; i < r + 2 * g && i < nr; i++)
+                _mm_prefetch((const char *)(w + (size_t)i * rb + o), 3);
+    }
 }
 
-AVX2 static float dot_f16(const uint16_t *w, const float *x, int64_t n) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i)));
-        __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 8)));
-        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), a0);
-        a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), a1);
-    }
-    float s = avx2_hsum8(_mm256_add_ps(a0, a1));
-    for (; i < n; i++) s += avx2_f16(w[i]) * x[i];
-    return s;
+/* Batches: the weights the next step will read (the next column chunk of
+ * the rows, or the next rows of the tile) are prefetched a few lines per
+ * micro-kernel call while the current ones are computed: a cursor over rows
+ * [row, row_end) x bytes [off0, off1) of each. */
+typedef struct pf_cursor {
+    const uint8_t *w;
+    size_t rb, off, off0, off1;
+    int row, row_end;
+    size_t step; /* bytes per call */
+} pf_cursor;
+
+/* A cursor over rows [r0, r1) x bytes [off0, off1) of w for about `calls`
+ * micro-kernel calls. */
+static pf_cursor pf_rect(const uint8_t *w, size_t rb, int r0, int r1, size_t off0, size_t off1,
+                         size_t calls) {
+    pf_cursor c = {w, rb, off0, off0, off1, r0, r1, 64};
+    if (r1 <= r0 || off1 <= off0) c.row_end = r0;
+    size_t total = r1 > r0 ? (size_t)(r1 - r0) * (off1 - off0) : 0;
+    if (calls) c.step = (total / calls + 63) & ~(size_t)63;
+    if (c.step < 64) c.step = 64;
+    return c;
 }
 
-/* Q8_0: 34-byte blocks {f16 d, int8 qs[32]}. */
-AVX2 static float dot_q8_0(const uint8_t *w, const act_q8 *a, int64_t nb) {
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++, w += 34) {
-        __m256i qw = _mm256_loadu_si256((const __m256i *)(w + 2));
-        __m256i qa = _mm256_loadu_si256((const __m256i *)a[b].qs);
-        __m256 s = _mm256_cvtepi32_ps(dot_i8(qw, qa));
-        acc = _mm256_fmadd_ps(s, _mm256_set1_ps(avx2_f16(avx2_rd16(w)) * a[b].d), acc);
-    }
-    return avx2_hsum8(acc);
-}
-
-/* One Q8_0 row against 4 tokens: each weight block loaded, its signs taken
- * and its scale converted once for the 4; per token the arithmetic of
- * dot_q8_0 (bitwise the same results). */
-AVX2 static void dot_q8_0_x4(const uint8_t *w, const act_q8 *const *a, int64_t nb, float *y) {
-    __m256 acc[4];
-    for (int t = 0; t < 4; t++) acc[t] = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int64_t b = 0; b < nb; b++, w += 34) {
-        __m256i qw = _mm256_loadu_si256((const __m256i *)(w + 2));
-        __m256i aw = _mm256_sign_epi8(qw, qw);
-        float dw = avx2_f16(avx2_rd16(w));
-        for (int t = 0; t < 4; t++) {
-            __m256i qa = _mm256_loadu_si256((const __m256i *)a[t][b].qs);
-            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(qa, qw)), ones);
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * a[t][b].d), acc[t]);
+INLINE void pf_advance(pf_cursor *c) {
+    for (size_t i = 0; i < c->step && c->row < c->row_end; i += 64) {
+        _mm_prefetch((const char *)(c->w + (size_t)c->row * c->rb + c->off), _MM_HINT_T1);
+        if ((c->off += 64) >= c->off1) {
+            c->off = c->off0;
+            c->row++;
         }
     }
-    for (int t = 0; t < 4; t++) y[t] = avx2_hsum8(acc[t]);
 }
 
-/* Q4_0: 18-byte blocks {f16 d, qs[16]}: element j = low nibble of qs[j] - 8,
- * element j+16 = high nibble - 8. */
-AVX2 static float dot_q4_0(const uint8_t *w, const act_q8 *a, int64_t nb) {
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(0xf), eight = _mm256_set1_epi8(8);
-    for (int64_t b = 0; b < nb; b++, w += 18) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(w + 2)); /* 16 bytes */
-        __m256i q = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
-        q = _mm256_sub_epi8(_mm256_and_si256(q, m4), eight);
-        __m256i qa = _mm256_loadu_si256((const __m256i *)a[b].qs);
-        __m256 s = _mm256_cvtepi32_ps(dot_i8(q, qa));
-        acc = _mm256_fmadd_ps(s, _mm256_set1_ps(avx2_f16(avx2_rd16(w)) * a[b].d), acc);
+/* ---- float types ------------------------------------------------------ */
+
+/* Float weight kinds: the element size is 4 (F32) or 2 (F16, BF16). */
+enum { W_F32, W_F16, W_BF16 };
+
+/* 8 weights at element i of a row, as F32 (every conversion exact). */
+INLINE __m256 ld_w8(const uint8_t *row, int64_t i, const int fk) {
+    if (fk == W_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * i)));
+    if (fk == W_BF16)
+        return _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(row + 2 * i))), 16));
+    return _mm256_loadu_ps((const float *)row + i);
+}
+
+INLINE float w_at(const uint8_t *row, int64_t i, const int fk) {
+    if (fk == W_F16) return avx2_f16(avx2_rd16(row + 2 * i));
+    uint32_t u = fk == W_BF16 ? (uint32_t)avx2_rd16(row + 2 * i) << 16 : 0;
+    if (fk == W_F32) memcpy(&u, row + 4 * i, 4);
+    float v;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
+/* The end of a (row, token) value: hsum, then the columns [n8, n). */
+INLINE float f_finish(__m256 acc, const uint8_t *row, const float *x, int64_t n8, int64_t n,
+                      const int fk) {
+    __m128 s = _mm_set_ss(avx2_hsum8(acc));
+    for (int64_t i = n8; i < n; i++)
+        s = _mm_fmadd_ss(_mm_set_ss(w_at(row, i, fk)), _mm_set_ss(x[i]), s);
+    return _mm_cvtss_f32(s);
+}
+
+/* Decode: G rows from r of a tile against one token, y[r..r+G). */
+INLINE void f_rows(const uint8_t *w, size_t rb, int r, const int G, int nr, const float *x,
+                   int64_t n, float *y, const int fk) {
+    __m256 acc[8];
+    const int64_t n8 = n & ~(int64_t)7, es = fk == W_F32 ? 4 : 2;
+#pragma GCC unroll 8
+    for (int g = 0; g < G; g++) acc[g] = _mm256_setzero_ps();
+    const uint8_t *row = w + (size_t)r * rb;
+    for (int64_t i = 0; i < n8; i += 8) {
+        if ((i & (es == 2 ? 31 : 15)) == 0) prefetch_ahead(w, rb, r, G, nr, (size_t)(i * es), 64);
+        __m256 xv = _mm256_loadu_ps(x + i);
+#pragma GCC unroll 8
+        for (int g = 0; g < G; g++)
+            acc[g] = _mm256_fmadd_ps(ld_w8(row + (size_t)g * rb, i, fk), xv, acc[g]);
     }
-    return avx2_hsum8(acc);
+#pragma GCC unroll 8
+    for (int g = 0; g < G; g++) y[r + g] = f_finish(acc[g], row + (size_t)g * rb, x, n8, n, fk);
 }
 
-/* Q5_0: 22-byte blocks {f16 d, qh[4], qs[16]}: element j = (low nibble of
- * qs[j] | bit j of qh << 4) - 16, element j+16 = (high nibble | bit j+16 of
- * qh << 4) - 16. Returns the 32 unsigned 5-bit values 0..31 in order. */
-AVX2 static inline __m256i q5_0_u(const uint8_t *w) {
-    const __m256i m4 = _mm256_set1_epi8(0xf);
-    __m128i v = _mm_loadu_si128((const __m128i *)(w + 6));
-    __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
-    uint32_t qh;
-    memcpy(&qh, w + 2, 4);
-    /* byte i <- byte i/8 of qh, then test bit i%8 */
-    __m256i hb = _mm256_shuffle_epi8(
-        _mm256_set1_epi32((int)qh),
-        _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL));
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    hb = _mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), bit);
-    return _mm256_or_si256(q, _mm256_and_si256(hb, _mm256_set1_epi8(0x10)));
-}
-
-AVX2 static float dot_q5_0(const uint8_t *w, const act_q8 *a, int64_t nb) {
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i sixteen = _mm256_set1_epi8(16);
-    for (int64_t b = 0; b < nb; b++, w += 22) {
-        __m256i q = _mm256_sub_epi8(q5_0_u(w), sixteen);
-        __m256i qa = _mm256_loadu_si256((const __m256i *)a[b].qs);
-        __m256 s = _mm256_cvtepi32_ps(dot_i8(q, qa));
-        acc = _mm256_fmadd_ps(s, _mm256_set1_ps(avx2_f16(avx2_rd16(w)) * a[b].d), acc);
-    }
-    return avx2_hsum8(acc);
-}
-
-/* ---- batches: weight rows unpacked once, used for every token --------- */
-
-/* A weight row as unsigned bytes u[i] with, per block b of 32, a lane-scale
- * vector S[b] = {s x8}: w[i] = s * (u[i] - off), off = 8 (Q4_0) or 16 (Q5_0). For a batch,
- * unpacking nibbles once per row and then running plain u8 x s8 dot products beats unpacking again
- * for every token. The integer sums and every float operation (S * dx, FMA per block in block
- * order, minus the min terms) are those of the single-token dot_q* functions above, so a token gets
- * bitwise the same result alone or in a batch. */
-typedef struct unpacked {
-    uint8_t *u; /* [n] */
-    float *S;   /* [n/32][8] */
-} unpacked;
-
-static size_t unpacked_bytes(int64_t n) {
-    return sizeof(float) * (size_t)(n / 32) * 8 + (size_t)n;
-}
-
-static unpacked unpacked_at(uint8_t *p, int64_t n) {
-    unpacked u;
-    u.S = (float *)p;
-    u.u = (uint8_t *)(u.S + 8 * (n / 32));
-    return u;
-}
-
-static void set_S(float *S, float lo, float hi) {
-    for (int i = 0; i < 4; i++) {
-        S[i] = lo;
-        S[4 + i] = hi;
-    }
-}
-
-AVX2 static void unpack_q4_0(const uint8_t *w, int64_t n, unpacked *u) {
-    const __m256i m4 = _mm256_set1_epi8(0xf);
-    for (int64_t b = 0; b < n / 32; b++, w += 18) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(w + 2));
-        __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
-        _mm256_storeu_si256((__m256i *)(u->u + 32 * b), q);
-        float d = avx2_f16(avx2_rd16(w));
-        set_S(u->S + 8 * b, d, d);
-    }
-}
-
-AVX2 static void unpack_q5_0(const uint8_t *w, int64_t n, unpacked *u) {
-    for (int64_t b = 0; b < n / 32; b++, w += 22) {
-        _mm256_storeu_si256((__m256i *)(u->u + 32 * b), q5_0_u(w));
-        float d = avx2_f16(avx2_rd16(w));
-        set_S(u->S + 8 * b, d, d);
-    }
-}
-
-#define MICRO_ROWS 4
-
-/* y[r] = row r . token, for nr <= MICRO_ROWS unpacked rows; off as above. */
-AVX2 static inline __attribute__((always_inline)) void
-dot_unpacked_rows(const unpacked *u, const int nr, const act_q8 *a, int64_t nb, const int off_shift,
-                  float *y) {
-    __m256 acc[MICRO_ROWS];
-    for (int r = 0; r < MICRO_ROWS; r++) acc[r] = _mm256_setzero_ps();
-    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i qa = _mm256_loadu_si256((const __m256i *)a[b].qs);
-        /* off * (sums of 4 activations per lane): turns u x qa into (u - off) x qa */
-        __m256i offa = _mm256_setzero_si256();
-        if (off_shift)
-            offa = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, qa), ones16),
-                                     off_shift);
-        __m256 dv = _mm256_set1_ps(a[b].d);
-        for (int r = 0; r < nr; r++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(u[r].u + 32 * b));
-            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, qa), ones16);
-            p = _mm256_sub_epi32(p, offa);
-            __m256 sv = _mm256_mul_ps(_mm256_loadu_ps(u[r].S + 8 * b), dv);
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sv, acc[r]);
+/* Batch micro-kernel: R rows x T tokens over columns [0, kc) (a multiple of
+ * 8) of a chunk; the accumulators live in acc (R x T vectors, row stride
+ * ars vectors) between chunks. Row g at wf + g * wstride floats, token t at
+ * x[t]. */
+INLINE void f_micro(const float *wf, size_t wstride, const float *const *x, int64_t kc, __m256 *acc,
+                    size_t ars, const int R, const int T) {
+    __m256 a[F_MR][F_MT];
+#pragma GCC unroll 4
+    for (int g = 0; g < R; g++)
+#pragma GCC unroll 3
+        for (int t = 0; t < T; t++) a[g][t] = acc[g * ars + t];
+    for (int64_t i = 0; i < kc; i += 8) {
+        __m256 xv[F_MT];
+#pragma GCC unroll 3
+        for (int t = 0; t < T; t++) xv[t] = _mm256_loadu_ps(x[t] + i);
+#pragma GCC unroll 4
+        for (int g = 0; g < R; g++) {
+            __m256 wv = _mm256_loadu_ps(wf + g * wstride + i);
+#pragma GCC unroll 3
+            for (int t = 0; t < T; t++) a[g][t] = _mm256_fmadd_ps(wv, xv[t], a[g][t]);
         }
     }
-    for (int r = 0; r < nr; r++) y[r] = avx2_hsum8(acc[r]);
+#pragma GCC unroll 4
+    for (int g = 0; g < R; g++)
+#pragma GCC unroll 3
+        for (int t = 0; t < T; t++) acc[g * ars + t] = a[g][t];
 }
 
-/* dot_unpacked_rows over nr rows, MICRO_ROWS at a time, per weight type
- * (off = 8 for Q4_0, 16 for Q5_0). */
-#define ROWS_FN(name, off_shift)                                                                   \
-    AVX2 static void name(const unpacked *u, int nr, const act_q8 *a, int64_t nb, float *y) {      \
-        int r = 0;                                                                                 \
-        for (; r + MICRO_ROWS <= nr; r += MICRO_ROWS)                                              \
-            dot_unpacked_rows(u + r, MICRO_ROWS, a, nb, off_shift, y + r);                         \
-        for (; r < nr; r++) dot_unpacked_rows(u + r, 1, a, nb, off_shift, y + r);                  \
+/* The micro-kernels over sr rows x nt tokens of one chunk: a group of
+ * tokens stays in L1 while every row group of the chunk passes. */
+AVX2 static void f_chunk(const float *wf, size_t wstride, int sr, const float *const *x, int nt,
+                         int64_t kc, __m256 *acc, pf_cursor *pc) {
+    for (int t = 0; t < nt;) {
+        const int tn = nt - t >= F_MT ? F_MT : 1;
+        for (int g = 0; g < sr;) {
+            const int gn = sr - g >= F_MR ? F_MR : 1;
+            const float *wg = wf + g * wstride;
+            __m256 *ag = acc + (size_t)g * nt + t;
+            pf_advance(pc);
+            if (gn == F_MR && tn == F_MT)
+                f_micro(wg, wstride, x + t, kc, ag, nt, F_MR, F_MT);
+            else if (gn == F_MR)
+                f_micro(wg, wstride, x + t, kc, ag, nt, F_MR, 1);
+            else if (tn == F_MT)
+                f_micro(wg, wstride, x + t, kc, ag, nt, 1, F_MT);
+            else
+                f_micro(wg, wstride, x + t, kc, ag, nt, 1, 1);
+            g += gn;
+        }
+        t += tn;
     }
-ROWS_FN(rows_q4_0, 3)
-ROWS_FN(rows_q5_0, 4)
+}
 
-/* ---- tiles ------------------------------------------------------------ */
+static size_t f_scratch(int64_t n) {
+    (void)n;
+    return sizeof(__m256) * SUB * MAX_TOKENS + sizeof(float) * SUB * F_KC + 64;
+}
 
-#define MAX_ROWS   16
-#define MAX_TOKENS 64
+INLINE void tile_float(const uint8_t *w, size_t rb, int nr, const uint8_t *act, size_t act_stride,
+                       int nt, int64_t n, float *y, size_t ldy, uint8_t *scratch, const int fk) {
+    if (nt < F_BATCH_MIN || !scratch) {
+        for (int t = 0; t < nt; t++) {
+            const float *x = (const float *)(act + (size_t)t * act_stride);
+            float *yt = y + (size_t)t * ldy;
+            int r = 0;
+            for (; r + 8 <= nr; r += 8) f_rows(w, rb, r, 8, nr, x, n, yt, fk);
+            for (; r + 4 <= nr; r += 4) f_rows(w, rb, r, 4, nr, x, n, yt, fk);
+            for (; r < nr; r++) f_rows(w, rb, r, 1, nr, x, n, yt, fk);
+        }
+        return;
+    }
+    __m256 *acc = (__m256 *)(((uintptr_t)scratch + 31) & ~(uintptr_t)31);
+    float *wf = (float *)(acc + SUB * MAX_TOKENS);
+    const float *x[MAX_TOKENS], *xc[MAX_TOKENS];
+    for (int t = 0; t < nt; t++) x[t] = (const float *)(act + (size_t)t * act_stride);
+    const int64_t n8 = n & ~(int64_t)7;
+    for (int r0 = 0; r0 < nr; r0 += SUB) {
+        const int sr = nr - r0 < SUB ? nr - r0 : SUB;
+        const uint8_t *ws = w + (size_t)r0 * rb;
+        for (int k = 0; k < sr * nt; k++) acc[k] = _mm256_setzero_ps();
+        const int nx = nr - r0 - sr < SUB ? nr - r0 - sr : SUB; /* rows of the next sub-tile */
+        const size_t es = fk == W_F32 ? 4 : 2,
+                     calls = (size_t)((nt + F_MT - 1) / F_MT) * (size_t)((sr + F_MR - 1) / F_MR);
+        for (int64_t c0 = 0; c0 < n8; c0 += F_KC) {
+            const int64_t kc = n8 - c0 < F_KC ? n8 - c0 : F_KC;
+            /* prefetch: the next chunk of these rows, or the first of the next rows */
+            pf_cursor pc =
+                c0 + kc < n8
+                    ? pf_rect(w, rb, r0, r0 + sr, (size_t)(c0 + kc) * es,
+                              (size_t)(n8 - c0 - kc < F_KC ? n8 : c0 + kc + F_KC) * es, calls)
+                    : pf_rect(w, rb, r0 + sr, r0 + sr + nx, 0, (size_t)(n8 < F_KC ? n8 : F_KC) * es,
+                              calls);
+            for (int t = 0; t < nt; t++) xc[t] = x[t] + c0;
+            if (fk != W_F32) {
+                for (int g = 0; g < sr; g++)
+                    for (int64_t i = 0; i < kc; i += 8)
+                        _mm256_storeu_ps(wf + g * F_KC + i, ld_w8(ws + (size_t)g * rb, c0 + i, fk));
+                f_chunk(wf, F_KC, sr, xc, nt, kc, acc, &pc);
+            } else {
+                f_chunk((const float *)ws + c0, rb / 4, sr, xc, nt, kc, acc, &pc);
+            }
+        }
+        for (int g = 0; g < sr; g++)
+            for (int t = 0; t < nt; t++)
+                y[(size_t)t * ldy + r0 + g] =
+                    f_finish(acc[g * nt + t], ws + (size_t)g * rb, x[t], n8, n, fk);
+    }
+}
 
 AVX2 static void tile_f32(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,
                           size_t act_stride, int nt, int64_t n, float *y, size_t ldy,
                           uint8_t *scratch) {
-    (void)scratch;
-    for (int t = 0; t < nt; t++)
-        for (int r = 0; r < nr; r++)
-            y[(size_t)t * ldy + r] = dot_f32((const float *)(w + (size_t)r * row_bytes),
-                                             (const float *)(act + (size_t)t * act_stride), n);
+    tile_float(w, row_bytes, nr, act, act_stride, nt, n, y, ldy, scratch, W_F32);
 }
 
 AVX2 static void tile_f16(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,
                           size_t act_stride, int nt, int64_t n, float *y, size_t ldy,
                           uint8_t *scratch) {
-    (void)scratch;
-    for (int t = 0; t < nt; t++)
-        for (int r = 0; r < nr; r++)
-            y[(size_t)t * ldy + r] = dot_f16((const uint16_t *)(w + (size_t)r * row_bytes),
-                                             (const float *)(act + (size_t)t * act_stride), n);
+    tile_float(w, row_bytes, nr, act, act_stride, nt, n, y, ldy, scratch, W_F16);
 }
 
-AVX2 static void tile_q8_0(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,
+AVX2 static void tile_bf16(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,
                            size_t act_stride, int nt, int64_t n, float *y, size_t ldy,
                            uint8_t *scratch) {
-    (void)scratch;
-    int t = 0;
-    for (; t + 4 <= nt; t += 4) { /* 4 tokens per pass over a row */
-        const act_q8 *at[4];
-        for (int k = 0; k < 4; k++) at[k] = (const act_q8 *)(act + (size_t)(t + k) * act_stride);
-        for (int r = 0; r < nr; r++) {
-            float v[4];
-            dot_q8_0_x4(w + (size_t)r * row_bytes, at, n / 32, v);
-            for (int k = 0; k < 4; k++) y[(size_t)(t + k) * ldy + r] = v[k];
+    tile_float(w, row_bytes, nr, act, act_stride, nt, n, y, ldy, scratch, W_BF16);
+}
+
+/* ---- quantized types --------------------------------------------------- */
+
+/* Block layouts (32 values, f16 d first):
+ *   Q8_0   34 bytes {d, int8 qs[32]}: w = d * qs
+ *   Q4_0   18 bytes {d, qs[16]}: element j = low nibble of qs[j], j+16 = high
+ *          nibble; w = d * (nibble - 8)
+ *   Q5_0   22 bytes {d, qh[4], qs[16]}: nibbles as Q4_0 | bit j of qh << 4;
+ *          w = d * (q - 16)
+ *   IQ4_NL 18 bytes {d, qs[16]}: nibbles as Q4_0 index a 16-value grid;
+ *          w = d * grid[nibble]
+ *   Q4_1   20 bytes {d, f16 m, qs[16]}: w = d * nibble + m
+ *   Q5_1   24 bytes {d, f16 m, qh[4], qs[16]}: w = d * q + m (q as Q5_0)
+ * Per block the integer part is the 8 lanes of sum q * qa (q signed for
+ * Q8_0, Q4_0, Q5_0, IQ4_NL; Q4_0 / Q5_0 may also compute it as unsigned
+ * values minus the offset times the activation sums: the same integers);
+ * Q4_1 / Q5_1 add m * (da * sum qa) per block to a scalar accumulator,
+ * added after the lanes' sum. */
+enum { K_Q8_0, K_Q4_0, K_Q5_0, K_IQ4_NL, K_Q4_1, K_Q5_1 };
+
+static const int q_bsize[6] = {34, 18, 22, 18, 20, 24};
+
+static const int8_t iq4nl_grid[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                      1,    13,   25,  38,  53,  69,  89,  113};
+
+INLINE int q_has_min(const int kind) {
+    return kind == K_Q4_1 || kind == K_Q5_1;
+}
+
+/* 16 bytes of nibbles -> 32 values 0..15 in element order. */
+INLINE __m256i nibbles(const uint8_t *qs) {
+    __m128i v = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0xf));
+}
+
+/* Nibbles | the 32 bits of qh << 4: 32 values 0..31. */
+INLINE __m256i five_bits(const uint8_t *qh, const uint8_t *qs) {
+    uint32_t h;
+    memcpy(&h, qh, 4);
+    /* byte i <- byte i/8 of qh, then test bit i%8 */
+    __m256i hb = _mm256_shuffle_epi8(
+        _mm256_set1_epi32((int)h),
+        _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    hb = _mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), bit);
+    return _mm256_or_si256(nibbles(qs), _mm256_and_si256(hb, _mm256_set1_epi8(0x10)));
+}
+
+/* A block's 32 integer values q in element order (signed bytes; Q4_1 / Q5_1:
+ * 0..31). */
+INLINE __m256i q_block(const uint8_t *blk, const int kind) {
+    switch (kind) {
+    case K_Q8_0:
+        return _mm256_loadu_si256((const __m256i *)(blk + 2));
+    case K_Q4_0:
+        return _mm256_sub_epi8(nibbles(blk + 2), _mm256_set1_epi8(8));
+    case K_Q5_0:
+        return _mm256_sub_epi8(five_bits(blk + 2, blk + 6), _mm256_set1_epi8(16));
+    case K_IQ4_NL: {
+        __m128i g = _mm_loadu_si128((const __m128i *)iq4nl_grid);
+        return _mm256_shuffle_epi8(_mm256_set_m128i(g, g), nibbles(blk + 2));
+    }
+    case K_Q4_1:
+        return nibbles(blk + 4);
+    default:
+        return five_bits(blk + 4, blk + 8);
+    }
+}
+
+/* Q4_0 / Q5_0: a block's values unsigned, before the offset (8 / 16). */
+INLINE __m256i q_block_u(const uint8_t *blk, const int kind) {
+    if (kind == K_Q4_0) return nibbles(blk + 2);
+    return five_bits(blk + 2, blk + 6);
+}
+
+/* The 8 lane sums of w * a, given |w| and a with w's signs (|w| <= 128, |a| <= 127). */
+INLINE __m256i q_lanes(__m256i absw, __m256i sa) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(absw, sa), _mm256_set1_epi16(1));
+}
+
+/* Decode: G (4 or 1) rows from r of a tile against one token (nb blocks).
+ * The 4 rows' scales are converted and multiplied as one vector. */
+INLINE void q_rows(const uint8_t *w, size_t rb, int r, const int G, int nr, const act_q8 *a,
+                   int64_t nb, float *y, const int kind) {
+    const int bs = q_bsize[kind];
+    __m256 acc[4];
+    __m128 accm[4];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+        acc[g] = _mm256_setzero_ps();
+        accm[g] = _mm_setzero_ps();
+    }
+    const uint8_t *row = w + (size_t)r * rb;
+    for (int64_t b = 0; b < nb; b++) {
+        if ((b & 1) == 0) prefetch_ahead(w, rb, r, G, nr, (size_t)b * bs, 2 * (size_t)bs);
+        const __m256i qa = _mm256_loadu_si256((const __m256i *)a[b].qs);
+        const uint8_t *blk = row + (size_t)b * bs;
+        __m256i offa = _mm256_setzero_si256();
+        if (kind == K_Q4_0 || kind == K_Q5_0)
+            offa =
+                _mm256_slli_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), qa),
+                                                    _mm256_set1_epi16(1)),
+                                  kind == K_Q4_0 ? 3 : 4);
+        __m256 sv[4];
+        if (G == 4) {
+            __m128i h = _mm_cvtsi32_si128(avx2_rd16(blk));
+            h = _mm_insert_epi16(h, avx2_rd16(blk + rb), 1);
+            h = _mm_insert_epi16(h, avx2_rd16(blk + 2 * rb), 2);
+            h = _mm_insert_epi16(h, avx2_rd16(blk + 3 * rb), 3);
+            __m128 d4 = _mm_mul_ps(_mm_cvtph_ps(h), _mm_set1_ps(a[b].d));
+            __m256 d8 = _mm256_set_m128(d4, d4);
+            sv[0] = _mm256_permute_ps(d8, 0x00);
+            sv[1] = _mm256_permute_ps(d8, 0x55);
+            sv[2] = _mm256_permute_ps(d8, 0xaa);
+            sv[3] = _mm256_permute_ps(d8, 0xff);
+        } else {
+            sv[0] = _mm256_set1_ps(avx2_f16(avx2_rd16(blk)) * a[b].d);
+        }
+        __m128 ds = _mm_setzero_ps();
+        if (q_has_min(kind)) ds = _mm_set_ss(a[b].d * (float)a[b].sum);
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) {
+            const uint8_t *bg = blk + (size_t)g * rb;
+            __m256i p;
+            if (kind == K_Q4_0 || kind == K_Q5_0) {
+                p = _mm256_sub_epi32(q_lanes(q_block_u(bg, kind), qa), offa);
+            } else if (q_has_min(kind)) {
+                p = q_lanes(q_block(bg, kind), qa);
+                accm[g] = _mm_fmadd_ss(_mm_set_ss(avx2_f16(avx2_rd16(bg + 2))), ds, accm[g]);
+            } else {
+                __m256i q = q_block(bg, kind);
+                p = q_lanes(_mm256_sign_epi8(q, q), _mm256_sign_epi8(qa, q));
+            }
+            acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sv[g], acc[g]);
         }
     }
-    for (; t < nt; t++)
-        for (int r = 0; r < nr; r++)
-            y[(size_t)t * ldy + r] = dot_q8_0(
-                w + (size_t)r * row_bytes, (const act_q8 *)(act + (size_t)t * act_stride), n / 32);
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+        y[r + g] = avx2_hsum8(acc[g]);
+        if (q_has_min(kind)) y[r + g] += _mm_cvtss_f32(accm[g]);
+    }
 }
 
-#define UNPACK_MIN_TOKENS 4 /* below this, unpacking per token is cheaper */
-
-static size_t scratch_unpacked(int64_t n) {
-    return unpacked_bytes(n) * MAX_ROWS;
+/* Batches: a row unpacked in scratch: d[nb], m[nb] (F32), then per block
+ * 32 bytes |q| and 32 bytes q. */
+static size_t q_row_bytes(int64_t n) {
+    return (size_t)(n / 32) * (8 + 64);
 }
 
-/* Q4_0 / Q5_0: for a batch, the tile's rows unpacked once into scratch. */
-#define TILE_UNPACKED(name, T, dot_fn, unpack_fn, rows_fn)                                         \
+static size_t q_scratch(int64_t n) {
+    return q_row_bytes(n) * SUB + 64;
+}
+
+/* One row into scratch, prefetching PF_DIST ahead while below lim (the
+ * tile's end). */
+INLINE void q_unpack(const uint8_t *src, int64_t nb, uint8_t *dst, const uint8_t *lim,
+                     const int kind) {
+    const int bs = q_bsize[kind];
+    float *d = (float *)dst, *m = d + nb;
+    uint8_t *q = dst + 8 * nb;
+    for (int64_t b = 0; b < nb; b++, src += bs) {
+        if ((b & 1) == 0 && PF_DIST < lim - src) _mm_prefetch((const char *)(src + PF_DIST), 3);
+        __m256i v = q_block(src, kind);
+        _mm256_storeu_si256((__m256i *)(q + 64 * b), _mm256_sign_epi8(v, v));
+        _mm256_storeu_si256((__m256i *)(q + 64 * b + 32), v);
+        d[b] = avx2_f16(avx2_rd16(src));
+        m[b] = q_has_min(kind) ? avx2_f16(avx2_rd16(src + 2)) : 0.0f;
+    }
+}
+
+/* R unpacked rows (at u, stride us bytes) x T tokens: y[t * ldy + g]. */
+INLINE void q_micro(const uint8_t *u, size_t us, const act_q8 *const *a, int64_t nb, float *y,
+                    size_t ldy, const int R, const int T, const int has_min) {
+    __m256 acc[Q_MR][Q_MT];
+    __m128 accm[Q_MR][Q_MT];
+#pragma GCC unroll 4
+    for (int g = 0; g < R; g++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            acc[g][t] = _mm256_setzero_ps();
+            accm[g][t] = _mm_setzero_ps();
+        }
+    const uint8_t *q = u + 8 * nb;
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i qa[Q_MT];
+        __m256 da[Q_MT];
+        __m128 ds[Q_MT];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            qa[t] = _mm256_loadu_si256((const __m256i *)a[t][b].qs);
+            da[t] = _mm256_broadcast_ss(&a[t][b].d);
+            if (has_min) ds[t] = _mm_set_ss(a[t][b].d * (float)a[t][b].sum);
+        }
+#pragma GCC unroll 4
+        for (int g = 0; g < R; g++) {
+            const uint8_t *blk = q + (size_t)g * us + 64 * b;
+            const float *dg = (const float *)(u + (size_t)g * us);
+            const __m256i aw = _mm256_loadu_si256((const __m256i *)blk);
+            const __m256i sw = _mm256_loadu_si256((const __m256i *)(blk + 32));
+            const __m256 dw = _mm256_broadcast_ss(dg + b);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                __m256i p = q_lanes(aw, _mm256_sign_epi8(qa[t], sw));
+                acc[g][t] =
+                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw, da[t]), acc[g][t]);
+                if (has_min) accm[g][t] = _mm_fmadd_ss(_mm_load_ss(dg + nb + b), ds[t], accm[g][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < R; g++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            float v = avx2_hsum8(acc[g][t]);
+            if (has_min) v += _mm_cvtss_f32(accm[g][t]);
+            y[(size_t)t * ldy + g] = v;
+        }
+}
+
+INLINE void q_batch(const uint8_t *u, size_t us, int sr, const act_q8 *const *a, int nt, int64_t nb,
+                    float *y, size_t ldy, pf_cursor *pc, const int hm) {
+    for (int g = 0; g < sr;) {
+        const int gn = sr - g >= Q_MR ? Q_MR : 1;
+        for (int t = 0; t < nt;) {
+            const int tn = nt - t >= Q_MT ? Q_MT : 1;
+            const uint8_t *ug = u + g * us;
+            float *yg = y + (size_t)t * ldy + g;
+            pf_advance(pc);
+            if (gn == Q_MR && tn == Q_MT)
+                q_micro(ug, us, a + t, nb, yg, ldy, Q_MR, Q_MT, hm);
+            else if (gn == Q_MR)
+                q_micro(ug, us, a + t, nb, yg, ldy, Q_MR, 1, hm);
+            else if (tn == Q_MT)
+                q_micro(ug, us, a + t, nb, yg, ldy, 1, Q_MT, hm);
+            else
+                q_micro(ug, us, a + t, nb, yg, ldy, 1, 1, hm);
+            t += tn;
+        }
+        g += gn;
+    }
+}
+
+AVX2 static void q_batch_plain(const uint8_t *u, size_t us, int sr, const act_q8 *const *a, int nt,
+                               int64_t nb, float *y, size_t ldy, pf_cursor *pc) {
+    q_batch(u, us, sr, a, nt, nb, y, ldy, pc, 0);
+}
+
+AVX2 static void q_batch_min(const uint8_t *u, size_t us, int sr, const act_q8 *const *a, int nt,
+                             int64_t nb, float *y, size_t ldy, pf_cursor *pc) {
+    q_batch(u, us, sr, a, nt, nb, y, ldy, pc, 1);
+}
+
+INLINE void tile_quant(const uint8_t *w, size_t rb, int nr, const uint8_t *act, size_t act_stride,
+                       int nt, int64_t n, float *y, size_t ldy, uint8_t *scratch, const int kind) {
+    const int64_t nb = n / 32;
+    if (nt < Q_BATCH_MIN || !scratch) {
+        for (int t = 0; t < nt; t++) {
+            const act_q8 *a = (const act_q8 *)(act + (size_t)t * act_stride);
+            float *yt = y + (size_t)t * ldy;
+            int r = 0;
+            for (; r + 4 <= nr; r += 4) q_rows(w, rb, r, 4, nr, a, nb, yt, kind);
+            for (; r < nr; r++) q_rows(w, rb, r, 1, nr, a, nb, yt, kind);
+        }
+        return;
+    }
+    const act_q8 *a[MAX_TOKENS];
+    for (int t = 0; t < nt; t++) a[t] = (const act_q8 *)(act + (size_t)t * act_stride);
+    const size_t us = q_row_bytes(n);
+    uint8_t *u = (uint8_t *)(((uintptr_t)scratch + 31) & ~(uintptr_t)31);
+    for (int r0 = 0; r0 < nr; r0 += SUB) {
+        const int sr = nr - r0 < SUB ? nr - r0 : SUB;
+        for (int g = 0; g < sr; g++)
+            q_unpack(w + (size_t)(r0 + g) * rb, nb, u + g * us, w + (size_t)nr * rb, kind);
+        const int nx = nr - r0 - sr < SUB ? nr - r0 - sr : SUB; /* rows of the next sub-tile */
+        pf_cursor pc = pf_rect(w, rb, r0 + sr, r0 + sr + nx, 0, rb,
+                               (size_t)((nt + Q_MT - 1) / Q_MT) * (size_t)((sr + Q_MR - 1) / Q_MR));
+        if (q_has_min(kind))
+            q_batch_min(u, us, sr, a, nt, nb, y + r0, ldy, &pc);
+        else
+            q_batch_plain(u, us, sr, a, nt, nb, y + r0, ldy, &pc);
+    }
+}
+
+#define TILE_Q(name, kind)                                                                         \
     AVX2 static void name(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,          \
                           size_t act_stride, int nt, int64_t n, float *y, size_t ldy,              \
                           uint8_t *scratch) {                                                      \
-        if (nt < UNPACK_MIN_TOKENS) {                                                              \
-            for (int t = 0; t < nt; t++)                                                           \
-                for (int r = 0; r < nr; r++)                                                       \
-                    y[(size_t)t * ldy + r] =                                                       \
-                        dot_fn(w + (size_t)r * row_bytes,                                          \
-                               (const act_q8 *)(act + (size_t)t * act_stride), n / 32);            \
-            return;                                                                                \
-        }                                                                                          \
-        size_t rb = unpacked_bytes(n);                                                             \
-        unpacked u[MAX_ROWS];                                                                      \
-        for (int r = 0; r < nr; r++) {                                                             \
-            u[r] = unpacked_at(scratch + (size_t)r * rb, n);                                       \
-            unpack_fn(w + (size_t)r * row_bytes, n, &u[r]);                                        \
-        }                                                                                          \
-        for (int t = 0; t < nt; t++)                                                               \
-            rows_fn(u, nr, (const act_q8 *)(act + (size_t)t * act_stride), n / 32,                 \
-                    y + (size_t)t * ldy);                                                          \
+        tile_quant(w, row_bytes, nr, act, act_stride, nt, n, y, ldy, scratch, kind);               \
     }
-TILE_UNPACKED(tile_q4_0, HT_Q4_0, dot_q4_0, unpack_q4_0, rows_q4_0)
-TILE_UNPACKED(tile_q5_0, HT_Q5_0, dot_q5_0, unpack_q5_0, rows_q5_0)
+TILE_Q(tile_q8_0, K_Q8_0)
+TILE_Q(tile_q4_0, K_Q4_0)
+TILE_Q(tile_q5_0, K_Q5_0)
+TILE_Q(tile_iq4_nl, K_IQ4_NL)
+TILE_Q(tile_q4_1, K_Q4_1)
+TILE_Q(tile_q5_1, K_Q5_1)
 
-static const avx2_type type_f32 = {NULL, tile_f32, MAX_ROWS, MAX_TOKENS, NULL};
-static const avx2_type type_f16 = {NULL, tile_f16, MAX_ROWS, MAX_TOKENS, NULL};
-static const avx2_type type_q8_0 = {&act_q8_fmt, tile_q8_0, MAX_ROWS, MAX_TOKENS, NULL};
-static const avx2_type type_q4_0 = {&act_q8_fmt, tile_q4_0, MAX_ROWS, MAX_TOKENS, scratch_unpacked};
-static const avx2_type type_q5_0 = {&act_q8_fmt, tile_q5_0, MAX_ROWS, MAX_TOKENS, scratch_unpacked};
+static const avx2_type type_f32 = {NULL, tile_f32, MAX_ROWS, MAX_TOKENS, f_scratch};
+static const avx2_type type_f16 = {NULL, tile_f16, MAX_ROWS, MAX_TOKENS, f_scratch};
+static const avx2_type type_bf16 = {NULL, tile_bf16, MAX_ROWS, MAX_TOKENS, f_scratch};
+static const avx2_type type_q8_0 = {&act_q8_fmt, tile_q8_0, MAX_ROWS, MAX_TOKENS, q_scratch};
+static const avx2_type type_q4_0 = {&act_q8_fmt, tile_q4_0, MAX_ROWS, MAX_TOKENS, q_scratch};
+static const avx2_type type_q5_0 = {&act_q8_fmt, tile_q5_0, MAX_ROWS, MAX_TOKENS, q_scratch};
+static const avx2_type type_iq4_nl = {&act_q8_fmt, tile_iq4_nl, MAX_ROWS, MAX_TOKENS, q_scratch};
+static const avx2_type type_q4_1 = {&act_q8_fmt, tile_q4_1, MAX_ROWS, MAX_TOKENS, q_scratch};
+static const avx2_type type_q5_1 = {&act_q8_fmt, tile_q5_1, MAX_ROWS, MAX_TOKENS, q_scratch};
 
 const avx2_type *avx2_q_type(ht_type t) {
     switch (t) {
@@ -327,12 +620,20 @@ const avx2_type *avx2_q_type(ht_type t) {
         return &type_f32;
     case HT_F16:
         return &type_f16;
+    case HT_BF16:
+        return &type_bf16;
     case HT_Q8_0:
         return &type_q8_0;
     case HT_Q4_0:
         return &type_q4_0;
     case HT_Q5_0:
         return &type_q5_0;
+    case HT_IQ4_NL:
+        return &type_iq4_nl;
+    case HT_Q4_1:
+        return &type_q4_1;
+    case HT_Q5_1:
+        return &type_q5_1;
     default:
         return NULL;
     }

@@ -4,8 +4,8 @@
  * golden tests hold against float64: activations in F32, weights
  * dequantized row by row into F32, F32 accumulation. Faster variants must
  * agree with it: "avx2" (avx2*.c, x86-64 with AVX2+FMA+F16C) rounds
- * activations to 8-bit blocks of 32 for Q8_0/Q4_0/Q5_0 and Q2_K..Q6_K
- * weights and uses integer dot products (the golden tests' "fast" tier;
+ * activations to 8-bit blocks of 32 for Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/IQ4_NL and
+ * Q2_K..Q6_K weights and uses integer dot products (the golden tests' "fast" tier;
  * kern_act_block says which types); "neon" (neon.c,
  * aarch64, the default there) does the same for Q8_0/Q4_0 weights and has
  * NEON F32/F16 dot products; an AVX-512 variant would slot into dispatch.c

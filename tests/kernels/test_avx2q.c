@@ -1,0 +1,162 @@
+/* The AVX2 matmul tiles' one promise beyond accuracy, over the shapes that
+ * exercise every path of avx2_q.c: a (row, token) value is bitwise the same
+ * alone (decode) and in a batch of any size (prefill: the register-tiled
+ * micro-kernels and their row and token remainders, several unpacked row
+ * sub-tiles, several token chunks), on one thread or a pool. Accuracy against
+ * the reference is test_kernels' job; here the batch values are also checked
+ * against a double-precision dot of the dequantized row with the rounded
+ * activations, so that "identical" cannot mean "identically wrong". */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kernels/kernels.h"
+#include "kernels/ref.h"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static double urand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0;
+}
+
+/* Random rows of `type`; quantized blocks get a moderate F16 scale at byte 0
+ * (and a moderate F16 minimum at byte 2 for Q4_1 / Q5_1). */
+static void *random_rows(ht_type type, int64_t n_cols, int64_t n_rows, size_t *rb) {
+    hearth_err err;
+    assert_int_equal(ht_row_size(type, n_cols, rb, &err), 0);
+    size_t nb = *rb * (size_t)n_rows;
+    uint8_t *d = malloc(nb);
+    assert_non_null(d);
+    if (type == HT_F32 || type == HT_F16 || type == HT_BF16) {
+        for (int64_t i = 0; i < n_cols * n_rows; i++) {
+            float v = (float)(urand() * 2 - 1);
+            if (type == HT_F32) {
+                memcpy(d + 4 * i, &v, 4);
+            } else {
+                uint16_t h = type == HT_F16 ? ht_f32_to_f16(v) : ht_f32_to_bf16(v);
+                memcpy(d + 2 * i, &h, 2);
+            }
+        }
+        return d;
+    }
+    for (size_t i = 0; i < nb; i++) d[i] = (uint8_t)(urand() * 256);
+    const size_t bs = (size_t)ht_type_get(type)->type_size;
+    for (size_t b = 0; b < nb / bs; b++) {
+        uint16_t h = ht_f32_to_f16((float)(0.002 + 0.02 * urand()));
+        memcpy(d + b * bs, &h, 2);
+        if (type == HT_Q4_1 || type == HT_Q5_1) {
+            h = ht_f32_to_f16((float)(0.02 * urand() - 0.01));
+            memcpy(d + b * bs + 2, &h, 2);
+        }
+    }
+    return d;
+}
+
+/* Token t of a batch of T equals token t alone, with pool p (NULL: caller),
+ * and every value is close to the double-precision dot. */
+static void check_type(ht_type type, tp_pool *pool, int64_t C, int64_t R, int T) {
+    hearth_err err;
+    size_t rb;
+    void *wd = random_rows(type, C, R, &rb);
+    kern_mat w;
+    assert_int_equal(kern_mat_init(&w, type, C, R, wd, &err), 0);
+    float *x = malloc(sizeof(float) * (size_t)(C * T));
+    float *yb = malloc(sizeof(float) * (size_t)(R * T)), *y1 = malloc(sizeof(float) * (size_t)R);
+    float *row = malloc(sizeof(float) * (size_t)C);
+    assert_true(x && yb && y1 && row);
+    for (int64_t i = 0; i < C * T; i++) x[i] = (float)(urand() * 2 - 1);
+    kern_matmul(pool, &w, x, (size_t)C, yb, (size_t)R, T);
+    for (int t = 0; t < T; t++) {
+        kern_matmul(pool, &w, x + (size_t)t * C, (size_t)C, y1, (size_t)R, 1);
+        for (int64_t r = 0; r < R; r++)
+            if (memcmp(&y1[r], &yb[(size_t)t * R + r], sizeof(float)))
+                fail_msg("%s %lld x %lld, batch of %d%s: row %lld token %d: alone %.9g, in the "
+                         "batch %.9g",
+                         ht_type_get(type)->name, (long long)R, (long long)C, T,
+                         pool ? " (pool)" : "", (long long)r, t, y1[r], yb[(size_t)t * R + r]);
+    }
+    /* close to the exact dot with the activations as the variant rounds them */
+    const int64_t ab = kern_act_block(type);
+    for (int64_t r = 0; r < R; r += 7) {
+        ht_dequantize_row(type, (const uint8_t *)wd + (size_t)r * rb, row, C);
+        for (int t = 0; t < T; t += 5) {
+            const float *xt = x + (size_t)t * C;
+            double ref = 0, mag = 0;
+            for (int64_t c0 = 0; c0<C; c0 += ab> 0 ? ab : C) {
+                int64_t ce = ab > 0 ? c0 + ab : C;
+                float amax = 0;
+                for (int64_t c = c0; c < ce; c++) amax = fmaxf(amax, fabsf(xt[c]));
+                for (int64_t c = c0; c < ce; c++) {
+                    double xv = xt[c];
+                    if (ab > 0) xv = (double)(amax / 127.0f) * nearbyintf(xt[c] * (127.0f / amax));
+                    ref += (double)row[c] * xv;
+                    mag += fabs((double)row[c] * xv);
+                }
+            }
+            double got = yb[(size_t)t * R + r];
+            if (!(fabs(got - ref) <= 1e-5 * mag))
+                fail_msg("%s row %lld token %d of %d: %.9g, expected %.9g", ht_type_get(type)->name,
+                         (long long)r, t, T, got, ref);
+        }
+    }
+    free(wd);
+    free(x);
+    free(yb);
+    free(y1);
+    free(row);
+}
+
+static const ht_type types[] = {HT_F32,  HT_F16,  HT_BF16, HT_Q8_0,  HT_Q4_0,
+                                HT_Q5_0, HT_Q4_1, HT_Q5_1, HT_IQ4_NL};
+
+/* Every batch size from 1 to 13 (the micro-kernels' token remainders), and
+ * batches beyond one token chunk; row counts that leave remainders of every
+ * row group and more than one unpacked sub-tile. */
+static void test_batch_sizes(void **state) {
+    (void)state;
+    hearth_err err;
+    tp_pool *pool = tp_new(3, &err);
+    assert_non_null(pool);
+    for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
+        for (int T = 1; T <= 13; T++) check_type(types[k], NULL, 256, 71, T);
+        check_type(types[k], NULL, 256, 39, 64);
+        check_type(types[k], NULL, 512, 37, 67);
+        check_type(types[k], pool, 256, 150, 9);
+        check_type(types[k], pool, 256, 23, 70);
+    }
+    tp_free(pool);
+}
+
+/* Long rows (several column chunks of the float batch path, long decode
+ * streams with prefetch into the next row group) and float rows with a tail. */
+static void test_shapes(void **state) {
+    (void)state;
+    for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
+        check_type(types[k], NULL, 2560, 21, 5);
+        check_type(types[k], NULL, 1088, 66, 1);
+    }
+    for (int T = 1; T <= 7; T += 3) {
+        check_type(HT_F32, NULL, 1043, 13, T);
+        check_type(HT_F16, NULL, 1043, 13, T);
+        check_type(HT_F16, NULL, 5, 9, T);
+        check_type(HT_BF16, NULL, 1043, 13, T);
+    }
+}
+
+int main(void) {
+    hearth_err err;
+    if (kern_avx2_supported() && kern_select("avx2", &err) < 0) return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_batch_sizes),
+        cmocka_unit_test(test_shapes),
+    };
+    return cmocka_run_group_tests_name(kern_name(), tests, NULL, NULL);
+}
