@@ -7,7 +7,9 @@
  *   kernbench [n_tok...]
  * KB_COLS / KB_ROWS change the shape (e.g. 8960 / 1536: the FFN down).
  * KB_COPIES=N cycles through N copies of the weight (default 1: cache-warm;
- * 16 copies of Q8_0 are ~230 MB, beyond any cache: the DRAM-bound decode). */
+ * 16 copies of Q8_0 are ~230 MB, beyond any cache: the DRAM-bound decode).
+ * KB_THREADS=N runs on a pool of N threads (wall-clock times), KB_TYPE=q4_K
+ * only that type. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +40,13 @@ int main(int argc, char **argv) {
     float *x = malloc(sizeof(float) * C * maxt), *y = malloc(sizeof(float) * R * maxt);
     for (int64_t i = 0; i < C * maxt; i++) x[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
     hearth_err err;
+    /* KB_THREADS=N: a pool of N threads and wall-clock times (else the caller, CPU time) */
+    const char *et = getenv("KB_THREADS");
+    tp_pool *pool = et && atoi(et) > 1 ? tp_new(atoi(et), &err) : NULL;
+    const char *only = getenv("KB_TYPE"); /* one type by name, e.g. q4_K */
     for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
         size_t rb;
+        if (only && strcmp(only, ht_type_get(types[k])->name) != 0) continue;
         if (ht_row_size(types[k], C, &rb, &err) < 0) continue;
         const char *cs = getenv("KB_COPIES");
         int copies = cs && atoi(cs) > 0 ? atoi(cs) : 1;
@@ -57,14 +64,15 @@ int main(int argc, char **argv) {
             int T = toks[ti];
             for (int v = 0; v < 2; v++) {
                 if (kern_select(v ? "avx2" : "ref", &err) < 0) continue;
-                kern_matmul(NULL, &m, x, C, y, R, T); /* warm */
+                kern_matmul(pool, &m, x, C, y, R, T); /* warm */
                 /* the fastest of the calls in 0.3 s of CPU time: the least disturbed */
                 double per = 1e30, total = 0;
                 while (total < 0.3) {
-                    m.data = w + rb * R * (size_t)(cur++ % copies);
-                    double t0 = cpu_now();
-                    kern_matmul(NULL, &m, x, C, y, R, T);
-                    double t = cpu_now() - t0;
+                    const size_t at = rb * R * (size_t)(cur++ % copies);
+                    m.data = w + at;
+                    double t0 = pool ? tp_now() : cpu_now();
+                    kern_matmul(pool, &m, x, C, y, R, T);
+                    double t = (pool ? tp_now() : cpu_now()) - t0;
                     total += t;
                     if (t < per) per = t;
                 }
@@ -75,6 +83,7 @@ int main(int argc, char **argv) {
         }
         free(w);
     }
+    tp_free(pool);
     free(x);
     free(y);
     return 0;

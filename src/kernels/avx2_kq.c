@@ -344,8 +344,8 @@ AVX2 static inline AI float k_finish(const int ty, __m256 acc, __m256 accm) {
 /* ---- one token: decode in registers ----------------------------------- */
 
 /* Software prefetch distance (bytes) of the one-token path, within the tile. */
-#ifndef PF_DIST
-#define PF_DIST 1024
+#ifndef KQ_PF_DIST
+#define KQ_PF_DIST 1024
 #endif
 
 /* Rows [0, nr) of the tile against one token: y[r]. */
@@ -358,11 +358,11 @@ AVX2 static inline AI void k_rows_1tok(const int ty, const uint8_t *w, size_t ro
         __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
         for (int64_t s = 0; s < nsb; s++) {
             const uint8_t *ws = wr + s * bb;
-#if PF_DIST > 0
-            if ((size_t)(end - ws) > PF_DIST + 3 * 64) {
-                _mm_prefetch((const char *)ws + PF_DIST, _MM_HINT_T0);
-                _mm_prefetch((const char *)ws + PF_DIST + 64, _MM_HINT_T0);
-                if (bb > 128) _mm_prefetch((const char *)ws + PF_DIST + 128, _MM_HINT_T0);
+#if KQ_PF_DIST > 0
+            if ((size_t)(end - ws) > KQ_PF_DIST + 3 * 64) {
+                _mm_prefetch((const char *)ws + KQ_PF_DIST, _MM_HINT_T0);
+                _mm_prefetch((const char *)ws + KQ_PF_DIST + 64, _MM_HINT_T0);
+                if (bb > 128) _mm_prefetch((const char *)ws + KQ_PF_DIST + 128, _MM_HINT_T0);
             }
 #else
             (void)end;

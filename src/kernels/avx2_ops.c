@@ -11,26 +11,18 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "kernels/avx2_impl.h" /* AVX2 target macro, avx2_hsum8 */
 #include "kernels/ref.h"
-
-#define TARGET __attribute__((target("avx2,fma,f16c")))
 
 /* ---- helpers ---------------------------------------------------------- */
 
-TARGET static inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-TARGET static inline double hsum_pd(__m256d v) {
+AVX2 static inline double hsum_pd(__m256d v) {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
     return _mm_cvtsd_f64(s);
 }
 
-TARGET static inline float hmax_ps(__m256 v) {
+AVX2 static inline float hmax_ps(__m256 v) {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
@@ -42,7 +34,7 @@ TARGET static inline float hmax_ps(__m256 v) {
  * exp(r) by a degree-7 minimax polynomial (Cephes' expf coefficients), then
  * scaled by 2^n in two steps of 2^(n/2) so that results down to the
  * denormals and up to overflow (inf) come out right. NaN stays NaN. */
-TARGET static inline __m256 exp_ps(__m256 x) {
+AVX2 static inline __m256 exp_ps(__m256 x) {
     const __m256 hi = _mm256_set1_ps(88.8f), lo = _mm256_set1_ps(-104.0f);
     x = _mm256_min_ps(hi, _mm256_max_ps(lo, x)); /* NaN passes through both */
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
@@ -65,7 +57,7 @@ TARGET static inline __m256 exp_ps(__m256 x) {
 }
 
 /* The tail of a row: the first n (< 8) lanes. */
-TARGET static inline __m256i tail_mask(int n) {
+AVX2 static inline __m256i tail_mask(int n) {
     static const int32_t m[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
     return _mm256_loadu_si256((const __m256i *)(m + 8 - n));
 }
@@ -73,7 +65,7 @@ TARGET static inline __m256i tail_mask(int n) {
 /* ---- rmsnorm -------------------------------------------------------------- */
 
 /* Sum of squares in double, as the reference (only the order differs). */
-TARGET static double sumsq(const float *x, int n) {
+AVX2 static double sumsq(const float *x, int n) {
     __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
     int i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -88,8 +80,7 @@ TARGET static double sumsq(const float *x, int n) {
     return ss;
 }
 
-TARGET void kern_avx2_rmsnorm(float *y, const float *x, const float *w, int n, int n_tok,
-                              float eps) {
+AVX2 void kern_avx2_rmsnorm(float *y, const float *x, const float *w, int n, int n_tok, float eps) {
     for (int t = 0; t < n_tok; t++) {
         const float *xt = x + (size_t)t * n;
         float *yt = y + (size_t)t * n;
@@ -114,7 +105,7 @@ TARGET void kern_avx2_rmsnorm(float *y, const float *x, const float *w, int n, i
 
 /* ---- softmax -------------------------------------------------------------- */
 
-TARGET void kern_avx2_softmax(float *x, int n) {
+AVX2 void kern_avx2_softmax(float *x, int n) {
     if (n <= 0) return;
     __m256 vm = _mm256_set1_ps(x[0]);
     int i = 0;
@@ -151,12 +142,12 @@ TARGET void kern_avx2_softmax(float *x, int n) {
 /* ---- swiglu --------------------------------------------------------------- */
 
 /* g / (1 + exp(-g)) * up, the reference's operations and rounding order. */
-TARGET static inline __m256 swiglu8(__m256 g, __m256 u) {
+AVX2 static inline __m256 swiglu8(__m256 g, __m256 u) {
     __m256 e = exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), g));
     return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
 }
 
-TARGET void kern_avx2_swiglu(float *out, const float *gate, const float *up, int64_t n) {
+AVX2 void kern_avx2_swiglu(float *out, const float *gate, const float *up, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(out + i, swiglu8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
@@ -193,8 +184,8 @@ static void rope_cs(const kern_rope_params *p, int i, double inv_freq, double po
 
 /* x0' = x0 c - x1 s, x1' = x0 s + x1 c, rounded as the reference (products,
  * then the sum; no fused multiply-add). */
-TARGET void kern_avx2_rope(const kern_rope_params *p, float *x, size_t ld, int n_tok, int n_head,
-                           int head_dim, const int32_t *pos) {
+AVX2 void kern_avx2_rope(const kern_rope_params *p, float *x, size_t ld, int n_tok, int n_head,
+                         int head_dim, const int32_t *pos) {
     const int half = p->n_rot / 2;
     if (half > ROPE_MAX_PAIRS || half < 1) {
         kern_ref_rope(p, x, ld, n_tok, n_head, head_dim, pos);
@@ -258,7 +249,7 @@ TARGET void kern_avx2_rope(const kern_rope_params *p, float *x, size_t ld, int n
 
 /* ---- attention ---------------------------------------------------------- */
 
-TARGET static inline float dot_fma(const float *a, const float *b, int n) {
+AVX2 static inline float dot_fma(const float *a, const float *b, int n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     int i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -273,12 +264,12 @@ TARGET static inline float dot_fma(const float *a, const float *b, int n) {
         __m256i m = tail_mask(n - i);
         s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s1);
     }
-    return hsum_ps(_mm256_add_ps(s0, s1));
+    return avx2_hsum8(_mm256_add_ps(s0, s1));
 }
 
 /* dot_fma of four rows q[0..3] with one row k (loaded once for all four):
  * each result bitwise what dot_fma(q[i], k, n) gives. */
-TARGET static inline void dot4_fma(const float *const q[4], const float *k, int n, float out[4]) {
+AVX2 static inline void dot4_fma(const float *const q[4], const float *k, int n, float out[4]) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
     __m256 b1 = _mm256_setzero_ps(), c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps();
     __m256 d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();
@@ -310,10 +301,10 @@ TARGET static inline void dot4_fma(const float *const q[4], const float *k, int 
         c1 = _mm256_fmadd_ps(_mm256_maskload_ps(q[2] + i, m), k1, c1);
         d1 = _mm256_fmadd_ps(_mm256_maskload_ps(q[3] + i, m), k1, d1);
     }
-    out[0] = hsum_ps(_mm256_add_ps(a0, a1));
-    out[1] = hsum_ps(_mm256_add_ps(b0, b1));
-    out[2] = hsum_ps(_mm256_add_ps(c0, c1));
-    out[3] = hsum_ps(_mm256_add_ps(d0, d1));
+    out[0] = avx2_hsum8(_mm256_add_ps(a0, a1));
+    out[1] = avx2_hsum8(_mm256_add_ps(b0, b1));
+    out[2] = avx2_hsum8(_mm256_add_ps(c0, c1));
+    out[3] = avx2_hsum8(_mm256_add_ps(d0, d1));
 }
 
 /* Attention is read-bound on the cache at long contexts, and the query heads
@@ -337,7 +328,7 @@ typedef struct attn_job {
 } attn_job;
 
 /* o[0..n) *= f */
-TARGET static void scale_row(float *o, float f, int n) {
+AVX2 static void scale_row(float *o, float f, int n) {
     const __m256 vf = _mm256_set1_ps(f);
     int d = 0;
     for (; d + 8 <= n; d += 8) _mm256_storeu_ps(o + d, _mm256_mul_ps(_mm256_loadu_ps(o + d), vf));
@@ -345,8 +336,8 @@ TARGET static void scale_row(float *o, float f, int n) {
 }
 
 /* o[0..dv) += sum_jj p[jj] * v[jj][0..dv), v rows ldv apart. */
-TARGET static void add_weighted(float *o, const float *p, const float *v, size_t ldv, int nb,
-                                int dv) {
+AVX2 static void add_weighted(float *o, const float *p, const float *v, size_t ldv, int nb,
+                              int dv) {
     int d = 0;
     for (; d + 32 <= dv; d += 32) {
         __m256 o0 = _mm256_loadu_ps(o + d), o1 = _mm256_loadu_ps(o + d + 8);
@@ -374,7 +365,7 @@ TARGET static void add_weighted(float *o, const float *p, const float *v, size_t
     }
 }
 
-TARGET static void attn_task(void *ctx, int task, int thread) {
+AVX2 static void attn_task(void *ctx, int task, int thread) {
     (void)thread;
     const attn_job *job = ctx;
     const kern_attn *a = job->a;

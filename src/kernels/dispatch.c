@@ -117,6 +117,13 @@ int kern_mat_init(kern_mat *m, ht_type type, int64_t n_cols, int64_t n_rows, con
     return 0;
 }
 
+kern_mat kern_mat_rows(const kern_mat *w, int64_t r0, int64_t n) {
+    kern_mat s = *w;
+    s.n_rows = n;
+    s.data = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
+    return s;
+}
+
 void kern_matmul(tp_pool *pool, const kern_mat *w, const float *x, size_t ldx, float *y, size_t ldy,
                  int n_tok) {
     if (COUNTING()) count((uint64_t)w->n_rows * w->row_bytes);

@@ -47,6 +47,10 @@ typedef struct kern_mat {
 int kern_mat_init(kern_mat *m, ht_type type, int64_t n_cols, int64_t n_rows, const void *data,
                   hearth_err *err);
 
+/* Rows [r0, r0 + n) of w as a matrix of their own (a view: an expert of a
+ * stacked tensor, a head's rows). */
+kern_mat kern_mat_rows(const kern_mat *w, int64_t r0, int64_t n);
+
 /* Name of the active variant ("ref", ...). */
 const char *kern_name(void);
 /* Force a variant by name (tests, benchmarks); -1 if unknown/unsupported.

@@ -255,10 +255,7 @@ static int ds2_mat3(model *m, kern_mat *out, const char *name, int64_t n_cols, i
 
 /* The m-th of the stacked matrices of `all`, each n_rows rows. */
 static kern_mat ds2_slice(const kern_mat *all, int64_t n_rows, int64_t i) {
-    kern_mat s = *all;
-    s.n_rows = n_rows;
-    s.data = (const uint8_t *)all->data + (size_t)i * (size_t)n_rows * all->row_bytes;
-    return s;
+    return kern_mat_rows(all, i * n_rows, n_rows);
 }
 
 /* YaRN's ramp ends: the dimension pair that turns n_turns times over the
@@ -623,10 +620,8 @@ static void ds2_expand_task(void *ctx, int h, int thread) {
     if (w->split_kv_b) {
         vb = ds2_slice(&a->L->wv_b, w->head_v, h);
     } else { /* rows h*(nope+v) + nope .. + v of attn_kv_b */
-        vb = a->L->wkv_b;
-        vb.n_rows = w->head_v;
-        vb.data = (const uint8_t *)vb.data +
-                  ((size_t)h * (size_t)(w->n_nope + w->head_v) + (size_t)w->n_nope) * vb.row_bytes;
+        vb = kern_mat_rows(&a->L->wkv_b, (int64_t)h * (w->n_nope + w->head_v) + w->n_nope,
+                           w->head_v);
     }
     kern_matmul(NULL, &vb, a->s->lat + (size_t)h * kvr, H * kvr,
                 a->s->vo + (size_t)h * (size_t)w->head_v, H * (size_t)w->head_v, a->n_tok);
@@ -730,10 +725,9 @@ static void ds2_down_task(void *ctx, int task, int thread) {
     const ds2_downs *j = ctx;
     const int k = task / j->tiles;
     const int64_t r0 = (int64_t)(task % j->tiles) * j->rows;
-    kern_mat m = j->d[k];
-    if (r0 >= m.n_rows) return;
-    m.n_rows = m.n_rows - r0 < j->rows ? m.n_rows - r0 : j->rows;
-    m.data = (const uint8_t *)m.data + (size_t)r0 * m.row_bytes;
+    if (r0 >= j->d[k].n_rows) return;
+    const kern_mat m =
+        kern_mat_rows(&j->d[k], r0, j->d[k].n_rows - r0 < j->rows ? j->d[k].n_rows - r0 : j->rows);
     const size_t ff = (size_t)m.n_cols, E = (size_t)j->d[k].n_rows;
     kern_matmul(NULL, &m, j->a + (size_t)k * ff, ff, j->y + (size_t)k * E + (size_t)r0, E, 1);
 }

@@ -18,17 +18,7 @@
 #include "kernels/avx2_ops.h"
 #include "kernels/kernels.h"
 #include "kernels/ref.h"
-
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static double urand(void) { /* [0, 1) */
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) / 9007199254740992.0;
-}
-static float frand(void) {
-    return (float)(urand() * 2 - 1);
-}
+#include "kern_test_util.h"
 
 static bool have_avx2(void) {
     if (kern_avx2_supported()) return true;
@@ -49,7 +39,7 @@ static void test_softmax(void **state) {
             double spread = rep == 0 ? 1 : rep == 1 ? 30 : 200; /* 200: some exps underflow */
             double mx = -1e300, sum = 0;
             for (int i = 0; i < n; i++) {
-                x[i] = (float)(frand() * spread + 1000);
+                x[i] = (float)(ktu_frand() * spread + 1000);
                 if (x[i] > mx) mx = x[i];
             }
             for (int i = 0; i < n; i++) sum += ref[i] = exp((double)x[i] - mx);
@@ -73,8 +63,8 @@ static void test_swiglu(void **state) {
     enum { N = 4099 };
     static float g[N], u[N], o[N];
     for (int i = 0; i < N; i++) {
-        g[i] = (float)((urand() * 2 - 1) * (i % 3 == 0 ? 120 : i % 3 == 1 ? 20 : 2));
-        u[i] = frand() * 4;
+        g[i] = (float)((ktu_urand() * 2 - 1) * (i % 3 == 0 ? 120 : i % 3 == 1 ? 20 : 2));
+        u[i] = ktu_frand() * 4;
     }
     g[0] = 0;
     g[1] = -104.5f;
@@ -114,8 +104,8 @@ static void test_rmsnorm(void **state) {
     enum { T = 3 };
     static float x[T * 2100], y[T * 2100], w[2100];
     for (int n = 1; n <= 2100; n = n < 40 ? n + 1 : n * 2 + 7) {
-        for (int i = 0; i < T * n; i++) x[i] = frand() * 5;
-        for (int i = 0; i < n; i++) w[i] = frand();
+        for (int i = 0; i < T * n; i++) x[i] = ktu_frand() * 5;
+        for (int i = 0; i < n; i++) w[i] = ktu_frand();
         kern_avx2_rmsnorm(y, x, w, n, T, 1e-6f);
         for (int t = 0; t < T; t++) {
             double ss = 0;
@@ -167,7 +157,7 @@ static void test_rope(void **state) {
                 }
                 const size_t ld = (size_t)H * hd + 3;
                 float *a = malloc(sizeof(float) * ld * T), *b = malloc(sizeof(float) * ld * T);
-                for (size_t i = 0; i < ld * T; i++) a[i] = b[i] = frand() * 3;
+                for (size_t i = 0; i < ld * T; i++) a[i] = b[i] = ktu_frand() * 3;
                 int32_t pos[4] = {0, 1, 77, 40000};
                 kern_ref_rope(&p, a, ld, T, H, hd, pos);
                 kern_avx2_rope(&p, b, ld, T, H, hd, pos);
@@ -190,11 +180,11 @@ static void check_attention(int T, int n_kv, int H, int HKV, int DK, int DV, boo
     float *scratch = malloc(sizeof(float) * (size_t)tp_n_threads(pool) * n_kv);
     int32_t *pos = malloc(sizeof(int32_t) * T);
     double *s = malloc(sizeof(double) * n_kv);
-    for (size_t i = 0; i < ldq * T; i++) q[i] = frand() * 2;
+    for (size_t i = 0; i < ldq * T; i++) q[i] = ktu_frand() * 2;
     for (size_t i = 0; i < ldk * n_kv; i++) /* later keys larger: the running max grows */
-        k[i] = frand() * 2 * (1.0f + (float)(i / ldk) / 40.0f);
+        k[i] = ktu_frand() * 2 * (1.0f + (float)(i / ldk) / 40.0f);
     if (!shared_kv)
-        for (size_t i = 0; i < ldv * n_kv; i++) v[i] = frand();
+        for (size_t i = 0; i < ldv * n_kv; i++) v[i] = ktu_frand();
     for (int t = 0; t < T; t++) pos[t] = n_kv - T + t;
     kern_attn a = {.n_tok = T,
                    .n_kv = n_kv,
@@ -278,6 +268,7 @@ static void test_attention(void **state) {
 }
 
 int main(void) {
+    ktu_seed(0x9E3779B97F4A7C15ull);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_softmax),   cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_rmsnorm),   cmocka_unit_test(test_rope),

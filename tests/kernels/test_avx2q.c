@@ -18,61 +18,22 @@
 
 #include "kernels/kernels.h"
 #include "kernels/ref.h"
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static double urand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) / 9007199254740992.0;
-}
-
-/* Random rows of `type`; quantized blocks get a moderate F16 scale at byte 0
- * (and a moderate F16 minimum at byte 2 for Q4_1 / Q5_1). */
-static void *random_rows(ht_type type, int64_t n_cols, int64_t n_rows, size_t *rb) {
-    hearth_err err;
-    assert_int_equal(ht_row_size(type, n_cols, rb, &err), 0);
-    size_t nb = *rb * (size_t)n_rows;
-    uint8_t *d = malloc(nb);
-    assert_non_null(d);
-    if (type == HT_F32 || type == HT_F16 || type == HT_BF16) {
-        for (int64_t i = 0; i < n_cols * n_rows; i++) {
-            float v = (float)(urand() * 2 - 1);
-            if (type == HT_F32) {
-                memcpy(d + 4 * i, &v, 4);
-            } else {
-                uint16_t h = type == HT_F16 ? ht_f32_to_f16(v) : ht_f32_to_bf16(v);
-                memcpy(d + 2 * i, &h, 2);
-            }
-        }
-        return d;
-    }
-    for (size_t i = 0; i < nb; i++) d[i] = (uint8_t)(urand() * 256);
-    const size_t bs = (size_t)ht_type_get(type)->type_size;
-    for (size_t b = 0; b < nb / bs; b++) {
-        uint16_t h = ht_f32_to_f16((float)(0.002 + 0.02 * urand()));
-        memcpy(d + b * bs, &h, 2);
-        if (type == HT_Q4_1 || type == HT_Q5_1) {
-            h = ht_f32_to_f16((float)(0.02 * urand() - 0.01));
-            memcpy(d + b * bs + 2, &h, 2);
-        }
-    }
-    return d;
-}
+#include "kern_test_util.h"
 
 /* Token t of a batch of T equals token t alone, with pool p (NULL: caller),
  * and every value is close to the double-precision dot. */
 static void check_type(ht_type type, tp_pool *pool, int64_t C, int64_t R, int T) {
     hearth_err err;
     size_t rb;
-    void *wd = random_rows(type, C, R, &rb);
+    void *wd = ktu_random_matrix(type, C, R, &rb);
+    assert_non_null(wd);
     kern_mat w;
     assert_int_equal(kern_mat_init(&w, type, C, R, wd, &err), 0);
     float *x = malloc(sizeof(float) * (size_t)(C * T));
     float *yb = malloc(sizeof(float) * (size_t)(R * T)), *y1 = malloc(sizeof(float) * (size_t)R);
     float *row = malloc(sizeof(float) * (size_t)C);
     assert_true(x && yb && y1 && row);
-    for (int64_t i = 0; i < C * T; i++) x[i] = (float)(urand() * 2 - 1);
+    for (int64_t i = 0; i < C * T; i++) x[i] = ktu_frand();
     kern_matmul(pool, &w, x, (size_t)C, yb, (size_t)R, T);
     for (int t = 0; t < T; t++) {
         kern_matmul(pool, &w, x + (size_t)t * C, (size_t)C, y1, (size_t)R, 1);
@@ -152,6 +113,7 @@ static void test_shapes(void **state) {
 }
 
 int main(void) {
+    ktu_seed(0x9e3779b97f4a7c15ull);
     hearth_err err;
     if (kern_avx2_supported() && kern_select("avx2", &err) < 0) return 1;
     const struct CMUnitTest tests[] = {

@@ -15,67 +15,14 @@
 
 #include "kernels/kernels.h"
 #include "kernels/ref.h"
-
-static uint64_t rng = 88172645463325252ull;
-static double urand(void) { /* [0, 1) */
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) / 9007199254740992.0;
-}
-static float frand(void) {
-    return (float)(urand() * 2 - 1);
-}
-
-/* Where the F16 scale fields of a block sit (ggml layouts), so that random
- * block bytes dequantize to finite, moderate values. */
-typedef struct qlayout {
-    ht_type type;
-    int f16_at[2]; /* -1: none */
-} qlayout;
-
-static const qlayout layouts[] = {
-    {HT_F32, {-1, -1}},   {HT_F16, {-1, -1}},   {HT_BF16, {-1, -1}},  {HT_Q4_0, {0, -1}},
-    {HT_Q4_1, {0, 2}},    {HT_Q5_0, {0, -1}},   {HT_Q5_1, {0, 2}},    {HT_Q8_0, {0, -1}},
-    {HT_Q2_K, {80, 82}},  {HT_Q3_K, {108, -1}}, {HT_Q4_K, {0, 2}},    {HT_Q5_K, {0, 2}},
-    {HT_Q6_K, {208, -1}}, {HT_IQ4_NL, {0, -1}}, {HT_IQ4_XS, {0, -1}},
-};
-
-static void *random_matrix(ht_type type, int64_t n_cols, int64_t n_rows, size_t *row_bytes) {
-    const ht_type_info *ti = ht_type_get(type);
-    hearth_err err;
-    assert_int_equal(ht_row_size(type, n_cols, row_bytes, &err), 0);
-    size_t nb = *row_bytes * (size_t)n_rows;
-    uint8_t *d = malloc(nb);
-    assert_non_null(d);
-    if (type == HT_F32 || type == HT_F16 || type == HT_BF16) {
-        for (int64_t i = 0; i < n_cols * n_rows; i++) {
-            float v = frand();
-            if (type == HT_F32) memcpy(d + 4 * i, &v, 4);
-            uint16_t h = type == HT_F16 ? ht_f32_to_f16(v) : ht_f32_to_bf16(v);
-            if (type != HT_F32) memcpy(d + 2 * i, &h, 2);
-        }
-        return d;
-    }
-    for (size_t i = 0; i < nb; i++) d[i] = (uint8_t)(urand() * 256);
-    const qlayout *ql = NULL;
-    for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++)
-        if (layouts[i].type == type) ql = &layouts[i];
-    assert_non_null(ql);
-    for (size_t b = 0; b < nb / (size_t)ti->type_size; b++)
-        for (int k = 0; k < 2; k++)
-            if (ql->f16_at[k] >= 0) {
-                uint16_t h = ht_f32_to_f16((float)(0.002 + 0.02 * urand()));
-                memcpy(d + b * ti->type_size + ql->f16_at[k], &h, 2);
-            }
-    return d;
-}
+#include "kern_test_util.h"
 
 static void check_matmul_shape(ht_type type, tp_pool *pool, int n_tok, int64_t n_cols,
                                int64_t n_rows) {
     const size_t ldx = n_cols + 3, ldy = n_rows + 2;
     size_t rb;
-    void *wd = random_matrix(type, n_cols, n_rows, &rb);
+    void *wd = ktu_random_matrix(type, n_cols, n_rows, &rb);
+    assert_non_null(wd);
     kern_mat w;
     hearth_err err;
     assert_int_equal(kern_mat_init(&w, type, n_cols, n_rows, wd, &err), 0);
@@ -83,7 +30,7 @@ static void check_matmul_shape(ht_type type, tp_pool *pool, int n_tok, int64_t n
     float *x = malloc(sizeof(float) * ldx * n_tok);
     float *y = malloc(sizeof(float) * ldy * n_tok);
     float *row = malloc(sizeof(float) * n_cols);
-    for (size_t i = 0; i < ldx * n_tok; i++) x[i] = frand();
+    for (size_t i = 0; i < ldx * n_tok; i++) x[i] = ktu_frand();
     for (size_t i = 0; i < ldy * n_tok; i++) y[i] = 12345.0f; /* padding must stay */
     kern_matmul(pool, &w, x, ldx, y, ldy, n_tok);
     /* Fast variants round activations to 8-bit blocks for some weight types
@@ -143,10 +90,10 @@ static void test_matmul(void **state) {
     hearth_err err;
     tp_pool *pool = tp_new(3, &err);
     assert_non_null(pool);
-    for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++) {
-        check_matmul_type(layouts[i].type, NULL, 5);
-        check_matmul_type(layouts[i].type, pool, 5);
-        check_matmul_type(layouts[i].type, pool, 1);
+    for (size_t i = 0; i < sizeof(ktu_layouts) / sizeof(ktu_layouts[0]); i++) {
+        check_matmul_type(ktu_layouts[i].type, NULL, 5);
+        check_matmul_type(ktu_layouts[i].type, pool, 5);
+        check_matmul_type(ktu_layouts[i].type, pool, 1);
     }
     tp_free(pool);
 }
@@ -160,9 +107,10 @@ static void check_identical(ht_type type, tp_pool *pool, tp_pool *pool8, int T, 
     hearth_err err;
     float *x = malloc(sizeof(float) * T * C), *y1 = malloc(sizeof(float) * T * R);
     float *y2 = malloc(sizeof(float) * T * R);
-    for (int i = 0; i < T * C; i++) x[i] = frand();
+    for (int i = 0; i < T * C; i++) x[i] = ktu_frand();
     size_t rb;
-    void *wd = random_matrix(type, C, R, &rb);
+    void *wd = ktu_random_matrix(type, C, R, &rb);
+    assert_non_null(wd);
     kern_mat w;
     assert_int_equal(kern_mat_init(&w, type, C, R, wd, &err), 0);
     kern_matmul(NULL, &w, x, C, y1, R, T);  /* tiles of 16 rows */
@@ -187,8 +135,8 @@ static void test_matmul_threads_identical(void **state) {
     (void)state;
     hearth_err err;
     tp_pool *pool = tp_new(4, &err), *pool8 = tp_new(8, &err);
-    for (size_t k = 0; k < sizeof(layouts) / sizeof(layouts[0]); k++)
-        check_identical(layouts[k].type, pool, pool8, 6, 512, 300);
+    for (size_t k = 0; k < sizeof(ktu_layouts) / sizeof(ktu_layouts[0]); k++)
+        check_identical(ktu_layouts[k].type, pool, pool8, 6, 512, 300);
     /* float rows with a tail, row count not a multiple of 4 */
     check_identical(HT_F32, pool, pool8, 5, 37, 7);
     check_identical(HT_F16, pool, pool8, 5, 37, 7);
@@ -208,14 +156,15 @@ static void test_matmul_n(void **state) {
     const int rows[NW] = {40, 17, 9, 33, 64, 5, 12, 3};
     for (int T = 1; T <= 7; T += 6) {
         float *x = malloc(sizeof(float) * C * T);
-        for (int i = 0; i < C * T; i++) x[i] = frand();
+        for (int i = 0; i < C * T; i++) x[i] = ktu_frand();
         void *wd[NW];
         kern_mat w[NW];
         kern_mm mm[NW];
         float *y1[NW], *y2[NW];
         for (int i = 0; i < NW; i++) {
             size_t rb;
-            wd[i] = random_matrix(types[i], C, rows[i], &rb);
+            wd[i] = ktu_random_matrix(types[i], C, rows[i], &rb);
+            assert_non_null(wd[i]);
             assert_int_equal(kern_mat_init(&w[i], types[i], C, rows[i], wd[i], &err), 0);
             y1[i] = malloc(sizeof(float) * (rows[i] + 1) * T);
             y2[i] = calloc((size_t)(rows[i] + 1) * T, sizeof(float));
@@ -255,8 +204,8 @@ static void test_rmsnorm(void **state) {
     (void)state;
     enum { N = 300, T = 3 };
     float x[T * N], w[N], y[T * N];
-    for (int i = 0; i < T * N; i++) x[i] = frand() * 3;
-    for (int i = 0; i < N; i++) w[i] = frand();
+    for (int i = 0; i < T * N; i++) x[i] = ktu_frand() * 3;
+    for (int i = 0; i < N; i++) w[i] = ktu_frand();
     kern_rmsnorm(y, x, w, N, T, 1e-5f);
     for (int t = 0; t < T; t++) {
         double ss = 0;
@@ -278,7 +227,7 @@ static void test_softmax_swiglu_add(void **state) {
     float x[N], g[N], u[N], o[N];
     double ref[N], sum = 0, mx = -1e30;
     for (int i = 0; i < N; i++) {
-        x[i] = frand() * 50 + 1000; /* large offsets: must not overflow */
+        x[i] = ktu_frand() * 50 + 1000; /* large offsets: must not overflow */
         if (x[i] > mx) mx = x[i];
     }
     for (int i = 0; i < N; i++) sum += ref[i] = exp((double)x[i] - mx);
@@ -286,8 +235,8 @@ static void test_softmax_swiglu_add(void **state) {
     for (int i = 0; i < N; i++)
         assert_float_equal(x[i], ref[i] / sum, 1e-6 * (ref[i] / sum) + 1e-12);
     for (int i = 0; i < N; i++) {
-        g[i] = frand() * 8;
-        u[i] = frand();
+        g[i] = ktu_frand() * 8;
+        u[i] = ktu_frand();
     }
     kern_swiglu(o, g, u, N);
     for (int i = 0; i < N; i++) {
@@ -332,7 +281,7 @@ static void check_rope(kern_rope_params p, int head_dim) {
     float *x = malloc(sizeof(float) * ld * T);
     double *ref = malloc(sizeof(double) * ld * T);
     int32_t pos[T] = {0, 17, 4000};
-    for (size_t i = 0; i < ld * T; i++) ref[i] = x[i] = frand();
+    for (size_t i = 0; i < ld * T; i++) ref[i] = x[i] = ktu_frand();
     kern_rope(&p, x, ld, T, H, head_dim, pos);
     for (int t = 0; t < T; t++) naive_rope(&p, ref + t * ld, head_dim, H, pos[t]);
     for (size_t i = 0; i < ld * T; i++) assert_float_equal(x[i], ref[i], 2e-6);
@@ -373,9 +322,9 @@ static void test_attention(void **state) {
     (void)state;
     enum { T = 3, NKV = 9, H = 4, HKV = 2, DK = 24, DV = 16 };
     float q[T * H * DK], k[NKV * HKV * DK], v[NKV * HKV * DV], out[T * H * DV];
-    for (size_t i = 0; i < sizeof(q) / 4; i++) q[i] = frand();
-    for (size_t i = 0; i < sizeof(k) / 4; i++) k[i] = frand();
-    for (size_t i = 0; i < sizeof(v) / 4; i++) v[i] = frand();
+    for (size_t i = 0; i < sizeof(q) / 4; i++) q[i] = ktu_frand();
+    for (size_t i = 0; i < sizeof(k) / 4; i++) k[i] = ktu_frand();
+    for (size_t i = 0; i < sizeof(v) / 4; i++) v[i] = ktu_frand();
     int32_t pos[T] = {6, 7, 8};
     hearth_err err;
     tp_pool *pool = tp_new(2, &err);
@@ -461,6 +410,7 @@ int main(void) {
         cmocka_unit_test(test_dispatch),
     };
     /* The default variant first, then ref (the same when no fast variant exists). */
+    ktu_seed(88172645463325252ull);
     const char *def = initial = kern_name();
     int fails = cmocka_run_group_tests_name(def, tests, NULL, NULL);
     if (strcmp(def, "ref")) fails += cmocka_run_group_tests_name("ref", tests, use_ref, NULL);

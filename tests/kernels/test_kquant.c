@@ -17,17 +17,10 @@
 #include <cmocka.h>
 
 #include "kernels/kernels.h"
+#include "kern_test_util.h"
 
 static const ht_type ktypes[] = {HT_Q2_K, HT_Q3_K, HT_Q4_K, HT_Q5_K, HT_Q6_K};
 enum { NK = sizeof(ktypes) / sizeof(ktypes[0]) };
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static double urand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) / 9007199254740992.0;
-}
 
 /* y[t][r] expected from dequantized rows and the variant's rounding of x. */
 static void expect(ht_type type, const uint8_t *w, size_t rb, int64_t C, int R, const float *x,
@@ -98,8 +91,8 @@ static uint8_t *quantized(ht_type type, int64_t C, int R, size_t *rb) {
     for (int r = 0; r < R; r++) {
         /* mostly small values, a few outliers, some all-positive rows */
         for (int64_t c = 0; c < C; c++) {
-            double v = urand() * 2 - 1;
-            if (urand() < 0.02) v *= 20;
+            double v = ktu_urand() * 2 - 1;
+            if (ktu_urand() < 0.02) v *= 20;
             row[c] = (float)(r % 5 == 4 ? fabs(v) : v);
         }
         assert_int_equal(ht_quantize_row(type, row, w + (size_t)r * *rb, C), 0);
@@ -112,8 +105,8 @@ static float *activations(int64_t C, int T) {
     float *x = malloc(sizeof(float) * C * T);
     assert_non_null(x);
     for (int64_t i = 0; i < C * T; i++) {
-        double v = urand() * 2 - 1;
-        if (urand() < 0.01) v *= 50; /* outliers */
+        double v = ktu_urand() * 2 - 1;
+        if (ktu_urand() < 0.01) v *= 50; /* outliers */
         x[i] = (float)v;
     }
     for (int64_t c = 0; c < 256 && T > 2; c++) x[2 * C + c] = 0; /* a zero block */
@@ -148,22 +141,11 @@ static void test_kquant_random_bytes(void **state) {
     assert_non_null(pool);
     const int64_t C = 2560;
     const int R = 150, T = 70;
-    /* offsets of the F16 scales in each type's block */
-    const int f16_at[NK][2] = {{80, 82}, {108, -1}, {0, 2}, {0, 2}, {208, -1}};
     float *x = activations(C, T);
     for (int k = 0; k < NK; k++) {
         size_t rb;
-        assert_int_equal(ht_row_size(ktypes[k], C, &rb, &err), 0);
-        const size_t bs = (size_t)ht_type_get(ktypes[k])->type_size;
-        uint8_t *w = malloc(rb * R);
+        uint8_t *w = ktu_random_matrix(ktypes[k], C, R, &rb);
         assert_non_null(w);
-        for (size_t i = 0; i < rb * R; i++) w[i] = (uint8_t)(urand() * 256);
-        for (size_t b = 0; b < rb * R / bs; b++)
-            for (int f = 0; f < 2; f++)
-                if (f16_at[k][f] >= 0) {
-                    uint16_t h = ht_f32_to_f16((float)(0.001 + 0.01 * urand()));
-                    memcpy(w + b * bs + f16_at[k][f], &h, 2);
-                }
         check(ktypes[k], w, rb, C, R, x, T, pool);
         free(w);
     }
@@ -224,6 +206,7 @@ static void test_kquant_extremes(void **state) {
 }
 
 int main(void) {
+    ktu_seed(0x9e3779b97f4a7c15ull);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kquant_tails),
         cmocka_unit_test(test_kquant_random_bytes),
