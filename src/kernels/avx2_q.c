@@ -13,22 +13,28 @@
  *   float types: one 8-lane accumulator, acc = fma(w[i..i+8), x[i..i+8), acc)
  *     over i = 0, 8, ...; then avx2_hsum8(acc), then the tail columns one
  *     scalar FMA each.
- *   quantized types: per block b in order, p = the 8 int32 lane sums of 4
- *     products each (elements 4k..4k+3 in lane k: exact integers), acc =
- *     fma(float(p), dw * da, acc); then avx2_hsum8(acc) (Q4_1 / Q5_1: plus
- *     a scalar sum over blocks of m * (da * sum qa), one FMA each).
+ *   Q8_0, Q4_0, Q5_0, IQ4_NL: per block b in order, S = the block's exact
+ *     integer dot, acc = fma(float(S), dw * da, acc); y = acc.
+ *   Q4_1, Q5_1: per block b in order, p = the 8 int32 lane sums of 4
+ *     products each (elements 4k..4k+3 in lane k), acc = fma(float(p), dw *
+ *     da, acc); then avx2_hsum8(acc) plus a scalar sum over blocks of m *
+ *     (da * sum qa), one FMA each.
  * Two paths compute these:
  *   decode (few tokens): straight from the weights, a group of rows per
  *     activation load (8 float rows, 4 quantized rows whose block scales
- *     convert as one vector), one accumulator chain per row, and software
- *     prefetch of each row PF_DIST ahead, running on into the next group's
- *     rows at a row's end (4 KiB pages stop the hardware prefetcher); never
- *     outside the tile.
+ *     convert as one vector and whose block dots reduce to one vector of 4
+ *     totals), one accumulator chain per row, and software prefetch of each
+ *     row PF_DIST ahead, running on into the next group's rows at a row's
+ *     end (4 KiB pages stop the hardware prefetcher); never outside the tile.
  *   batches (prefill): the tile's rows, SUB at a time, unpacked once into
- *     per-thread scratch (F16 / BF16 -> F32 a column chunk at a time; the
- *     quantized types to 32-byte int8 blocks with |q| and F32 scales), then
- *     register-tiled micro-kernels of 4 rows x 3 tokens (12 accumulators),
- *     while the weights of the next chunk or rows are prefetched. */
+ *     per-thread scratch, while the weights of the next chunk or rows are
+ *     prefetched: F16 / BF16 -> F32 a column chunk at a time, then micro-
+ *     kernels of 4 rows x 3 tokens (12 accumulators); Q8_0, Q4_0, Q5_0,
+ *     IQ4_NL -> groups of 8 rows interleaved by 4 values (r8_unpack), so
+ *     that one maddubs covers 8 rows x 4 values and a block's 8 row totals
+ *     land in one register, x 4 tokens (Q4_0 / Q5_0 unsigned, with no sign
+ *     step); Q4_1, Q5_1 -> 32-byte int8 blocks with |q| and F32 scales, 4
+ *     rows x 3 tokens. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 #include <stdbool.h>
@@ -388,13 +394,36 @@ INLINE __m256i q_lanes(__m256i absw, __m256i sa) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(absw, sa), _mm256_set1_epi16(1));
 }
 
+/* Four rows' 8-lane sums -> their four totals (exact integers). No phadd:
+ * slow on Zen 3. */
+INLINE __m128i q_totals4(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
+    const __m256i s01 =
+        _mm256_add_epi32(_mm256_unpacklo_epi32(p0, p1), _mm256_unpackhi_epi32(p0, p1));
+    const __m256i s23 =
+        _mm256_add_epi32(_mm256_unpacklo_epi32(p2, p3), _mm256_unpackhi_epi32(p2, p3));
+    const __m256i v =
+        _mm256_add_epi32(_mm256_unpacklo_epi64(s01, s23), _mm256_unpackhi_epi64(s01, s23));
+    return _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+}
+
+/* A block's 8 lane sums of w * a for one row (kinds without a min). */
+INLINE __m256i q_prod(const uint8_t *bg, __m256i qa, __m256i offa, const int kind) {
+    if (kind == K_Q4_0 || kind == K_Q5_0)
+        return _mm256_sub_epi32(q_lanes(q_block_u(bg, kind), qa), offa);
+    const __m256i q = q_block(bg, kind);
+    return q_lanes(_mm256_sign_epi8(q, q), _mm256_sign_epi8(qa, q));
+}
+
 /* Decode: G (4 or 1) rows from r of a tile against one token (nb blocks).
- * The 4 rows' scales are converted and multiplied as one vector. */
+ * The 4 rows' scales are converted and multiplied as one vector; kinds
+ * without a min reduce each block to the rows' integer totals first. */
 INLINE void q_rows(const uint8_t *w, size_t rb, int r, const int G, int nr, const act_q8 *a,
                    int64_t nb, float *y, const int kind) {
     const int bs = q_bsize[kind];
+    const int hm = q_has_min(kind);
     __m256 acc[4];
     __m128 accm[4];
+    __m128 acc4 = _mm_setzero_ps(); /* kinds without a min: lane g = row g */
 #pragma GCC unroll 4
     for (int g = 0; g < G; g++) {
         acc[g] = _mm256_setzero_ps();
@@ -411,44 +440,56 @@ INLINE void q_rows(const uint8_t *w, size_t rb, int r, const int G, int nr, cons
                 _mm256_slli_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), qa),
                                                     _mm256_set1_epi16(1)),
                                   kind == K_Q4_0 ? 3 : 4);
-        __m256 sv[4];
+        __m128 d4;
         if (G == 4) {
             __m128i h = _mm_cvtsi32_si128(avx2_rd16(blk));
             h = _mm_insert_epi16(h, avx2_rd16(blk + rb), 1);
             h = _mm_insert_epi16(h, avx2_rd16(blk + 2 * rb), 2);
             h = _mm_insert_epi16(h, avx2_rd16(blk + 3 * rb), 3);
-            __m128 d4 = _mm_mul_ps(_mm_cvtph_ps(h), _mm_set1_ps(a[b].d));
+            d4 = _mm_mul_ps(_mm_cvtph_ps(h), _mm_set1_ps(a[b].d));
+        } else {
+            d4 = _mm_set_ss(avx2_f16(avx2_rd16(blk)) * a[b].d);
+        }
+        if (!hm) {
+            if (G == 4) {
+                const __m128i tot = q_totals4(
+                    q_prod(blk, qa, offa, kind), q_prod(blk + rb, qa, offa, kind),
+                    q_prod(blk + 2 * rb, qa, offa, kind), q_prod(blk + 3 * rb, qa, offa, kind));
+                acc4 = _mm_fmadd_ps(_mm_cvtepi32_ps(tot), d4, acc4);
+            } else {
+                const int32_t tot = avx2_hsum8i(q_prod(blk, qa, offa, kind));
+                acc4 = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), tot), d4, acc4);
+            }
+            continue;
+        }
+        __m256 sv[4];
+        if (G == 4) {
             __m256 d8 = _mm256_set_m128(d4, d4);
             sv[0] = _mm256_permute_ps(d8, 0x00);
             sv[1] = _mm256_permute_ps(d8, 0x55);
             sv[2] = _mm256_permute_ps(d8, 0xaa);
             sv[3] = _mm256_permute_ps(d8, 0xff);
         } else {
-            sv[0] = _mm256_set1_ps(avx2_f16(avx2_rd16(blk)) * a[b].d);
+            sv[0] = _mm256_broadcastss_ps(d4);
         }
-        __m128 ds = _mm_setzero_ps();
-        if (q_has_min(kind)) ds = _mm_set_ss(a[b].d * (float)a[b].sum);
+        const __m128 ds = _mm_set_ss(a[b].d * (float)a[b].sum);
 #pragma GCC unroll 4
         for (int g = 0; g < G; g++) {
             const uint8_t *bg = blk + (size_t)g * rb;
-            __m256i p;
-            if (kind == K_Q4_0 || kind == K_Q5_0) {
-                p = _mm256_sub_epi32(q_lanes(q_block_u(bg, kind), qa), offa);
-            } else if (q_has_min(kind)) {
-                p = q_lanes(q_block(bg, kind), qa);
-                accm[g] = _mm_fmadd_ss(_mm_set_ss(avx2_f16(avx2_rd16(bg + 2))), ds, accm[g]);
-            } else {
-                __m256i q = q_block(bg, kind);
-                p = q_lanes(_mm256_sign_epi8(q, q), _mm256_sign_epi8(qa, q));
-            }
+            const __m256i p = q_lanes(q_block(bg, kind), qa);
+            accm[g] = _mm_fmadd_ss(_mm_set_ss(avx2_f16(avx2_rd16(bg + 2))), ds, accm[g]);
             acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sv[g], acc[g]);
         }
     }
+    if (!hm) {
+        float t[4];
+        _mm_storeu_ps(t, acc4);
 #pragma GCC unroll 4
-    for (int g = 0; g < G; g++) {
-        y[r + g] = avx2_hsum8(acc[g]);
-        if (q_has_min(kind)) y[r + g] += _mm_cvtss_f32(accm[g]);
+        for (int g = 0; g < G; g++) y[r + g] = t[g];
+        return;
     }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) y[r + g] = avx2_hsum8(acc[g]) + _mm_cvtss_f32(accm[g]);
 }
 
 /* Batches: a row unpacked in scratch: d[nb], m[nb] (F32), then per block
@@ -550,14 +591,168 @@ INLINE void q_batch(const uint8_t *u, size_t us, int sr, const act_q8 *const *a,
     }
 }
 
-AVX2 static void q_batch_plain(const uint8_t *u, size_t us, int sr, const act_q8 *const *a, int nt,
-                               int64_t nb, float *y, size_t ldy, pf_cursor *pc) {
-    q_batch(u, us, sr, a, nt, nb, y, ldy, pc, 0);
-}
-
 AVX2 static void q_batch_min(const uint8_t *u, size_t us, int sr, const act_q8 *const *a, int nt,
                              int64_t nb, float *y, size_t ldy, pf_cursor *pc) {
     q_batch(u, us, sr, a, nt, nb, y, ldy, pc, 1);
+}
+
+/* Batches of kinds without a min: groups of 8 rows interleaved in scratch,
+ * per block 544 bytes: the rows' scales d[8] (F32), then for each 4-value
+ * group i (0..7) 32 bytes of |q| and 32 of q, bytes 4r..4r+3 = row r's
+ * values 4i..4i+3. One maddubs then covers 8 rows x 4 values against 4
+ * activations broadcast, and the 8 lanes of the sum are the rows' block
+ * totals: one FMA per block for 8 rows, as decode's q_rows computes them. */
+#define R8_BLK 544
+/* Q4_0 / Q5_0 keep their values unsigned (q + 8, q + 16) in the |q| slot
+ * and take the offset off the integer sum, with no sign step. */
+#define R8_UNSIGNED(kind) ((kind) == K_Q4_0 || (kind) == K_Q5_0)
+
+/* Rows [0, nrow) (nrow <= 8; missing rows are zero) of w -> one group. */
+INLINE void r8_unpack(const uint8_t *w, size_t rb, int nrow, int64_t nb, uint8_t *dst,
+                      const uint8_t *lim, const int kind) {
+    const int bs = q_bsize[kind];
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i v[8];
+        float d[8];
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++) {
+            if (r < nrow) {
+                const uint8_t *src = w + (size_t)r * rb + (size_t)b * bs;
+                if ((b & 1) == 0 && PF_DIST < lim - src)
+                    _mm_prefetch((const char *)(src + PF_DIST), 3);
+                v[r] = R8_UNSIGNED(kind) ? q_block_u(src, kind) : q_block(src, kind);
+                d[r] = avx2_f16(avx2_rd16(src));
+            } else {
+                v[r] = _mm256_setzero_si256();
+                d[r] = 0.0f;
+            }
+        }
+        uint8_t *o = dst + (size_t)b * R8_BLK;
+        memcpy(o, d, 32);
+        __m256i t[8], u[8];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            t[2 * k] = _mm256_unpacklo_epi32(v[2 * k], v[2 * k + 1]);
+            t[2 * k + 1] = _mm256_unpackhi_epi32(v[2 * k], v[2 * k + 1]);
+        }
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) { /* rows 4h..4h+3: u[4h + j] = groups j, j + 4 of them */
+            u[4 * h + 0] = _mm256_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
+            u[4 * h + 1] = _mm256_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
+            u[4 * h + 2] = _mm256_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
+            u[4 * h + 3] = _mm256_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const __m256i g0 = _mm256_permute2x128_si256(u[j], u[4 + j], 0x20);
+            const __m256i g1 = _mm256_permute2x128_si256(u[j], u[4 + j], 0x31);
+            _mm256_storeu_si256((__m256i *)(o + 32 + 64 * j),
+                                R8_UNSIGNED(kind) ? g0 : _mm256_sign_epi8(g0, g0));
+            _mm256_storeu_si256((__m256i *)(o + 64 + 64 * j), g0);
+            _mm256_storeu_si256((__m256i *)(o + 288 + 64 * j),
+                                R8_UNSIGNED(kind) ? g1 : _mm256_sign_epi8(g1, g1));
+            _mm256_storeu_si256((__m256i *)(o + 320 + 64 * j), g1);
+        }
+    }
+}
+
+/* One group x T tokens: out[t][0..8) = the 8 rows' results. */
+INLINE void r8_micro(const uint8_t *grp, const act_q8 *const *a, int64_t nb, float (*out)[8],
+                     const int T, const int kind) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[4];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *o = grp + (size_t)b * R8_BLK;
+        __m256i S[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) S[t] = _mm256_setzero_si256();
+        if (R8_UNSIGNED(kind)) {
+            /* u = q + off >= 0 times a straight into maddubs; int16 sums of
+             * `per` products pairs: Q4_0 8 * 2 * 15 * 127, Q5_0 4 * 2 * 31 *
+             * 127, both < 32768. Then S = sum u * a - off * sum a. */
+            const int per = kind == K_Q4_0 ? 8 : 4;
+#pragma GCC unroll 2
+            for (int i0 = 0; i0 < 8; i0 += per) {
+                __m256i S16[4];
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) S16[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+                for (int i = i0; i < i0 + per; i++) {
+                    const __m256i uw = _mm256_loadu_si256((const __m256i *)(o + 32 + 64 * i));
+#pragma GCC unroll 4
+                    for (int t = 0; t < T; t++) {
+                        int32_t a4;
+                        memcpy(&a4, a[t][b].qs + 4 * i, 4);
+                        S16[t] = _mm256_add_epi16(S16[t],
+                                                  _mm256_maddubs_epi16(uw, _mm256_set1_epi32(a4)));
+                    }
+                }
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++)
+                    S[t] = _mm256_add_epi32(S[t], _mm256_madd_epi16(S16[t], ones));
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                S[t] = _mm256_sub_epi32(S[t],
+                                        _mm256_set1_epi32((kind == K_Q4_0 ? 8 : 16) * a[t][b].sum));
+        }
+        if (!R8_UNSIGNED(kind)) {
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                const __m256i aw = _mm256_loadu_si256((const __m256i *)(o + 32 + 64 * i));
+                const __m256i sw = _mm256_loadu_si256((const __m256i *)(o + 64 + 64 * i));
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    int32_t a4;
+                    memcpy(&a4, a[t][b].qs + 4 * i, 4);
+                    const __m256i sa = _mm256_sign_epi8(_mm256_set1_epi32(a4), sw);
+                    S[t] = _mm256_add_epi32(S[t],
+                                            _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sa), ones));
+                }
+            }
+        }
+        const __m256 d8 = _mm256_loadu_ps((const float *)o);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S[t]),
+                                     _mm256_mul_ps(d8, _mm256_set1_ps(a[t][b].d)), acc[t]);
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) _mm256_storeu_ps(out[t], acc[t]);
+}
+
+/* Rows [0, sr) of a tile, unpacked into u, x nt tokens. */
+INLINE void r8_batch(const uint8_t *w, size_t rb, int sr, const uint8_t *lim,
+                     const act_q8 *const *a, int nt, int64_t nb, float *y, size_t ldy, uint8_t *u,
+                     pf_cursor *pc, const int kind) {
+    for (int g0 = 0; g0 < sr; g0 += 8) {
+        const int gn = sr - g0 < 8 ? sr - g0 : 8;
+        uint8_t *grp = u + (size_t)(g0 / 8) * (size_t)nb * R8_BLK;
+        r8_unpack(w + (size_t)g0 * rb, rb, gn, nb, grp, lim, kind);
+        for (int t0 = 0; t0 < nt; t0 += 4) {
+            const int tn = nt - t0 < 4 ? nt - t0 : 4;
+            float out[4][8];
+            pf_advance(pc);
+            switch (tn) {
+            case 1:
+                r8_micro(grp, a + t0, nb, out, 1, kind);
+                break;
+            case 2:
+                r8_micro(grp, a + t0, nb, out, 2, kind);
+                break;
+            case 3:
+                r8_micro(grp, a + t0, nb, out, 3, kind);
+                break;
+            default:
+                r8_micro(grp, a + t0, nb, out, 4, kind);
+                break;
+            }
+            for (int t = 0; t < tn; t++)
+                memcpy(y + (size_t)(t0 + t) * ldy + g0, out[t], sizeof(float) * (size_t)gn);
+        }
+    }
 }
 
 INLINE void tile_quant(const uint8_t *w, size_t rb, int nr, const uint8_t *act, size_t act_stride,
@@ -579,15 +774,19 @@ INLINE void tile_quant(const uint8_t *w, size_t rb, int nr, const uint8_t *act, 
     uint8_t *u = (uint8_t *)(((uintptr_t)scratch + 31) & ~(uintptr_t)31);
     for (int r0 = 0; r0 < nr; r0 += SUB) {
         const int sr = nr - r0 < SUB ? nr - r0 : SUB;
+        const int nx = nr - r0 - sr < SUB ? nr - r0 - sr : SUB; /* rows of the next sub-tile */
+        if (!q_has_min(kind)) {
+            pf_cursor pc = pf_rect(w, rb, r0 + sr, r0 + sr + nx, 0, rb,
+                                   (size_t)((nt + 3) / 4) * (size_t)((sr + 7) / 8));
+            r8_batch(w + (size_t)r0 * rb, rb, sr, w + (size_t)nr * rb, a, nt, nb, y + r0, ldy, u,
+                     &pc, kind);
+            continue;
+        }
         for (int g = 0; g < sr; g++)
             q_unpack(w + (size_t)(r0 + g) * rb, nb, u + g * us, w + (size_t)nr * rb, kind);
-        const int nx = nr - r0 - sr < SUB ? nr - r0 - sr : SUB; /* rows of the next sub-tile */
         pf_cursor pc = pf_rect(w, rb, r0 + sr, r0 + sr + nx, 0, rb,
                                (size_t)((nt + Q_MT - 1) / Q_MT) * (size_t)((sr + Q_MR - 1) / Q_MR));
-        if (q_has_min(kind))
-            q_batch_min(u, us, sr, a, nt, nb, y + r0, ldy, &pc);
-        else
-            q_batch_plain(u, us, sr, a, nt, nb, y + r0, ldy, &pc);
+        q_batch_min(u, us, sr, a, nt, nb, y + r0, ldy, &pc);
     }
 }
 
