@@ -44,7 +44,8 @@ typedef void (*avx2_tile_fn)(const uint8_t *w, size_t row_bytes, int nr, const u
 typedef struct avx2_type {
     const avx2_act *act; /* NULL: F32 activations, act_stride = ldx * 4 */
     avx2_tile_fn tile;
-    int max_rows;   /* the most rows the driver passes to one tile call */
+    int max_rows;   /* the most rows the driver passes to one tile call of nt >= 2
+                       (scratch); one-token calls may be given any number */
     int max_tokens; /* the most tokens */
     /* scratch bytes one thread needs for a tile of max_rows rows of n_cols, or NULL: none */
     size_t (*scratch_bytes)(int64_t n_cols);
