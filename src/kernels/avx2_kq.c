@@ -345,7 +345,7 @@ AVX2 static inline AI float k_finish(const int ty, __m256 acc, __m256 accm) {
 
 /* Software prefetch distance (bytes) of the one-token path, within the tile. */
 #ifndef KQ_PF_DIST
-#define KQ_PF_DIST 1024
+#define KQ_PF_DIST 2048
 #endif
 
 /* Rows [0, nr) of the tile against one token: y[r]. */

@@ -43,11 +43,13 @@
 
 #include "kernels/avx2_impl.h"
 
-#define INLINE      AVX2 static inline __attribute__((always_inline))
-#define MAX_ROWS    64   /* rows per tile */
-#define MAX_TOKENS  64   /* tokens per tile */
-#define SUB         16   /* batches: rows unpacked into scratch at a time */
-#define PF_DIST     768  /* decode: prefetch distance in bytes, per row stream */
+#define INLINE     AVX2 static inline __attribute__((always_inline))
+#define MAX_ROWS   64 /* rows per tile */
+#define MAX_TOKENS 64 /* tokens per tile */
+#define SUB        16 /* batches: rows unpacked into scratch at a time */
+#ifndef PF_DIST
+#define PF_DIST 768 /* decode: prefetch distance in bytes, per row stream */
+#endif
 #define PF_SHORT    8192 /* decode: a row group this short is prefetched as one span */
 #define F_KC        256  /* float batches: columns per chunk */
 #define F_MR        4    /* float micro-kernel: rows */
