@@ -33,7 +33,7 @@
  *     IQ4_NL -> groups of 8 rows interleaved by 4 values (r8_unpack), so
  *     that one maddubs covers 8 rows x 4 values and a block's 8 row totals
  *     land in one register, x 4 tokens (Q4_0 / Q5_0 unsigned, with no sign
- *     step); Q4_1, Q5_1 -> 32-byte int8 blocks with |q| and F32 scales, 4
+ *     step); Q4_1, Q5_1 -> their 32 values (unsigned) and F32 scales, 4
  *     rows x 3 tokens. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
@@ -494,14 +494,18 @@ INLINE void q_rows(const uint8_t *w, size_t rb, int r, const int G, int nr, cons
     for (int g = 0; g < G; g++) y[r + g] = avx2_hsum8(acc[g]) + _mm_cvtss_f32(accm[g]);
 }
 
-/* Batches: a row unpacked in scratch: d[nb], m[nb] (F32), then per block
- * 32 bytes |q| and 32 bytes q. */
+/* Batches of Q4_1 / Q5_1: a row unpacked in scratch: d[nb], m[nb] (F32),
+ * then per block its 32 values (0..31). */
 static size_t q_row_bytes(int64_t n) {
-    return (size_t)(n / 32) * (8 + 64);
+    return (size_t)(n / 32) * (8 + 32);
 }
 
+#define R8_BLK 544 /* bytes per block of an 8-row group (r8_unpack) */
+
+/* Either batch layout for SUB rows: q_unpack's rows or r8_unpack's groups. */
 static size_t q_scratch(int64_t n) {
-    return q_row_bytes(n) * SUB + 64;
+    const size_t rows = q_row_bytes(n) * SUB, groups = (size_t)(n / 32) * R8_BLK * (SUB / 8);
+    return (rows > groups ? rows : groups) + 64;
 }
 
 /* One row into scratch, prefetching PF_DIST ahead while below lim (the
@@ -513,17 +517,16 @@ INLINE void q_unpack(const uint8_t *src, int64_t nb, uint8_t *dst, const uint8_t
     uint8_t *q = dst + 8 * nb;
     for (int64_t b = 0; b < nb; b++, src += bs) {
         if ((b & 1) == 0 && PF_DIST < lim - src) _mm_prefetch((const char *)(src + PF_DIST), 3);
-        __m256i v = q_block(src, kind);
-        _mm256_storeu_si256((__m256i *)(q + 64 * b), _mm256_sign_epi8(v, v));
-        _mm256_storeu_si256((__m256i *)(q + 64 * b + 32), v);
+        _mm256_storeu_si256((__m256i *)(q + 32 * b), q_block(src, kind));
         d[b] = avx2_f16(avx2_rd16(src));
-        m[b] = q_has_min(kind) ? avx2_f16(avx2_rd16(src + 2)) : 0.0f;
+        m[b] = avx2_f16(avx2_rd16(src + 2));
     }
 }
 
-/* R unpacked rows (at u, stride us bytes) x T tokens: y[t * ldy + g]. */
+/* R unpacked rows (at u, stride us bytes) x T tokens: y[t * ldy + g]. The
+ * values are unsigned: maddubs takes them as they are. */
 INLINE void q_micro(const uint8_t *u, size_t us, const act_q8 *const *a, int64_t nb, float *y,
-                    size_t ldy, const int R, const int T, const int has_min) {
+                    size_t ldy, const int R, const int T) {
     __m256 acc[Q_MR][Q_MT];
     __m128 accm[Q_MR][Q_MT];
 #pragma GCC unroll 4
@@ -542,21 +545,19 @@ INLINE void q_micro(const uint8_t *u, size_t us, const act_q8 *const *a, int64_t
         for (int t = 0; t < T; t++) {
             qa[t] = _mm256_loadu_si256((const __m256i *)a[t][b].qs);
             da[t] = _mm256_broadcast_ss(&a[t][b].d);
-            if (has_min) ds[t] = _mm_set_ss(a[t][b].d * (float)a[t][b].sum);
+            ds[t] = _mm_set_ss(a[t][b].d * (float)a[t][b].sum);
         }
 #pragma GCC unroll 4
         for (int g = 0; g < R; g++) {
-            const uint8_t *blk = q + (size_t)g * us + 64 * b;
             const float *dg = (const float *)(u + (size_t)g * us);
-            const __m256i aw = _mm256_loadu_si256((const __m256i *)blk);
-            const __m256i sw = _mm256_loadu_si256((const __m256i *)(blk + 32));
+            const __m256i wq = _mm256_loadu_si256((const __m256i *)(q + (size_t)g * us + 32 * b));
             const __m256 dw = _mm256_broadcast_ss(dg + b);
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) {
-                __m256i p = q_lanes(aw, _mm256_sign_epi8(qa[t], sw));
+                __m256i p = q_lanes(wq, qa[t]);
                 acc[g][t] =
                     _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw, da[t]), acc[g][t]);
-                if (has_min) accm[g][t] = _mm_fmadd_ss(_mm_load_ss(dg + nb + b), ds[t], accm[g][t]);
+                accm[g][t] = _mm_fmadd_ss(_mm_load_ss(dg + nb + b), ds[t], accm[g][t]);
             }
         }
     }
@@ -564,14 +565,12 @@ INLINE void q_micro(const uint8_t *u, size_t us, const act_q8 *const *a, int64_t
     for (int g = 0; g < R; g++)
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) {
-            float v = avx2_hsum8(acc[g][t]);
-            if (has_min) v += _mm_cvtss_f32(accm[g][t]);
-            y[(size_t)t * ldy + g] = v;
+            y[(size_t)t * ldy + g] = avx2_hsum8(acc[g][t]) + _mm_cvtss_f32(accm[g][t]);
         }
 }
 
-INLINE void q_batch(const uint8_t *u, size_t us, int sr, const act_q8 *const *a, int nt, int64_t nb,
-                    float *y, size_t ldy, pf_cursor *pc, const int hm) {
+AVX2 static void q_batch(const uint8_t *u, size_t us, int sr, const act_q8 *const *a, int nt,
+                         int64_t nb, float *y, size_t ldy, pf_cursor *pc) {
     for (int g = 0; g < sr;) {
         const int gn = sr - g >= Q_MR ? Q_MR : 1;
         for (int t = 0; t < nt;) {
@@ -580,22 +579,17 @@ INLINE void q_batch(const uint8_t *u, size_t us, int sr, const act_q8 *const *a,
             float *yg = y + (size_t)t * ldy + g;
             pf_advance(pc);
             if (gn == Q_MR && tn == Q_MT)
-                q_micro(ug, us, a + t, nb, yg, ldy, Q_MR, Q_MT, hm);
+                q_micro(ug, us, a + t, nb, yg, ldy, Q_MR, Q_MT);
             else if (gn == Q_MR)
-                q_micro(ug, us, a + t, nb, yg, ldy, Q_MR, 1, hm);
+                q_micro(ug, us, a + t, nb, yg, ldy, Q_MR, 1);
             else if (tn == Q_MT)
-                q_micro(ug, us, a + t, nb, yg, ldy, 1, Q_MT, hm);
+                q_micro(ug, us, a + t, nb, yg, ldy, 1, Q_MT);
             else
-                q_micro(ug, us, a + t, nb, yg, ldy, 1, 1, hm);
+                q_micro(ug, us, a + t, nb, yg, ldy, 1, 1);
             t += tn;
         }
         g += gn;
     }
-}
-
-AVX2 static void q_batch_min(const uint8_t *u, size_t us, int sr, const act_q8 *const *a, int nt,
-                             int64_t nb, float *y, size_t ldy, pf_cursor *pc) {
-    q_batch(u, us, sr, a, nt, nb, y, ldy, pc, 1);
 }
 
 /* Batches of kinds without a min: groups of 8 rows interleaved in scratch,
@@ -604,7 +598,6 @@ AVX2 static void q_batch_min(const uint8_t *u, size_t us, int sr, const act_q8 *
  * values 4i..4i+3. One maddubs then covers 8 rows x 4 values against 4
  * activations broadcast, and the 8 lanes of the sum are the rows' block
  * totals: one FMA per block for 8 rows, as decode's q_rows computes them. */
-#define R8_BLK 544
 /* Q4_0 / Q5_0 keep their values unsigned (q + 8, q + 16) in the |q| slot
  * and take the offset off the integer sum, with no sign step. */
 #define R8_UNSIGNED(kind) ((kind) == K_Q4_0 || (kind) == K_Q5_0)
@@ -788,7 +781,7 @@ INLINE void tile_quant(const uint8_t *w, size_t rb, int nr, const uint8_t *act, 
             q_unpack(w + (size_t)(r0 + g) * rb, nb, u + g * us, w + (size_t)nr * rb, kind);
         pf_cursor pc = pf_rect(w, rb, r0 + sr, r0 + sr + nx, 0, rb,
                                (size_t)((nt + Q_MT - 1) / Q_MT) * (size_t)((sr + Q_MR - 1) / Q_MR));
-        q_batch_min(u, us, sr, a, nt, nb, y + r0, ldy, &pc);
+        q_batch(u, us, sr, a, nt, nb, y + r0, ldy, &pc);
     }
 }
 
