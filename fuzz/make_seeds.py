@@ -130,4 +130,44 @@ extra_templates = [
 ]
 for i, t in enumerate(extra_templates):
     write("template", "extra-%02d" % i, bytes([8 | 1]) + t.encode("utf-8"))
+
+# Importance matrices: a GGUF one (two tensors, one of them 2 experts) and
+# the legacy binary format of the same values.
+def gguf_imatrix(entries):
+    """GGUF v3 bytes: general.type, imatrix.* keys, <name>.in_sum2 / .counts."""
+    def gstr(x):
+        return struct.pack("<Q", len(x)) + x
+    kv = [(b"general.type", struct.pack("<I", 8) + gstr(b"imatrix")),
+          (b"imatrix.datasets", struct.pack("<IIQ", 9, 8, 1) + gstr(b"seed.txt")),
+          (b"imatrix.chunk_count", struct.pack("<II", 4, 3)),
+          (b"imatrix.chunk_size", struct.pack("<II", 4, 64))]
+    tensors = []
+    for name, sums, counts in entries:
+        tensors.append((name + b".in_sum2", len(sums[0]), len(sums), [v for r in sums for v in r]))
+        tensors.append((name + b".counts", 1, len(counts), counts))
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kv))
+    for k, v in kv:
+        head += gstr(k) + v
+    data, off = b"", 0
+    for name, ne0, ne1, vals in tensors:
+        head += gstr(name) + struct.pack("<IQQIQ", 2, ne0, ne1, 0, off)
+        blob = struct.pack("<%df" % len(vals), *vals)
+        blob += b"\0" * ((-len(blob)) % 32)
+        data += blob
+        off += len(blob)
+    head += b"\0" * ((-len(head)) % 32)
+    return head + data
+
+
+im_entries = [(b"blk.0.attn_q.weight", [[1.5, 2.0, 0.25, 8.0]], [3.0]),
+              (b"blk.0.ffn_down_exps.weight", [[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 0.0]],
+               [2.0, 0.0])]
+write("imatrix", "gguf-small", gguf_imatrix(im_entries))
+legacy = struct.pack("<i", len(im_entries))
+for name, sums, counts in im_entries:
+    vals = [v for r in sums for v in r]
+    legacy += struct.pack("<i", len(name)) + name + struct.pack("<ii", int(counts[0]), len(vals))
+    legacy += struct.pack("<%df" % len(vals), *vals)
+legacy += struct.pack("<ii", 3, 8) + b"seed.txt"
+write("imatrix", "legacy-small", legacy)
 print("seeds written under", corpus)

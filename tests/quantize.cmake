@@ -19,3 +19,10 @@ set_tests_properties(quant.test_perplexity PROPERTIES
 
 add_test(NAME cli.quantize COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/quant/quantize_cli.sh)
 set_tests_properties(cli.quantize PROPERTIES ENVIRONMENT "${HEARTH_TEST_ENV}")
+
+add_executable(test_imatrix ${CMAKE_CURRENT_SOURCE_DIR}/quant/test_imatrix.c)
+target_include_directories(test_imatrix PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(test_imatrix PRIVATE hearth_quant hearth_model PkgConfig::CMOCKA m)
+add_test(NAME quant.test_imatrix COMMAND test_imatrix)
+set_tests_properties(quant.test_imatrix PROPERTIES
+                     ENVIRONMENT "${HEARTH_TEST_ENV};HEARTH_KERNELS=ref")

@@ -19,6 +19,7 @@ static const cli_command commands[] = {
     {"detokenize", "print the text of the token ids on stdin", cmd_detokenize},
     {"template", "render a chat template with messages (prints the prompt)", cmd_template},
     {"quantize", "write a GGUF file with quantized weights (Q4_K_M, Q8_0, ...)", cmd_quantize},
+    {"imatrix", "measure which weights matter on a text, for quantize --imatrix", cmd_imatrix},
     {"perplexity", "perplexity of a model on a text; KL divergence against a reference",
      cmd_perplexity},
     {NULL, NULL, NULL},

@@ -250,7 +250,7 @@ static int ds2_mat3(model *m, kern_mat *out, const char *name, int64_t n_cols, i
         return hearth_errf(err, "%s: expected %llu bytes of data, found %llu", name,
                            (unsigned long long)((uint64_t)out->n_rows * out->row_bytes),
                            (unsigned long long)t->nbytes);
-    return 0;
+    return model_register_mat(m, t, t->data, (int)n_mat, err);
 }
 
 /* The m-th of the stacked matrices of `all`, each n_rows rows. */
@@ -646,12 +646,12 @@ static void ds2_attention(model_ctx *c, int il, int n_tok, int pos) {
                        : (kern_mm){&L->wq, s->q, ldq},                      /* [n_tok][H][head_k] */
         {&L->wkv_a, kv, ldc},                                               /* [n_tok][kvr + nr] */
     };
-    kern_matmul_n(pool, in, 2, s->h, (size_t)hp->n_embd, n_tok);
+    model_matmul_n(c, in, 2, s->h, (size_t)hp->n_embd, n_tok);
 
     /* Queries [n_tok][H][nope + n_rot]. */
     if (w->q_lora_rank) {
         kern_rmsnorm(s->qa, s->qa, L->q_a_norm, w->q_lora_rank, n_tok, hp->rms_eps);
-        kern_matmul(pool, &L->wq_b, s->qa, (size_t)w->q_lora_rank, s->q, ldq, n_tok);
+        model_matmul(c, &L->wq_b, s->qa, (size_t)w->q_lora_rank, s->q, ldq, n_tok);
     }
     kern_rope(&w->rope, s->q + w->n_nope, ldq, n_tok, H, w->head_k, c->pos);
 
@@ -663,6 +663,11 @@ static void ds2_attention(model_ctx *c, int il, int n_tok, int pos) {
 
     /* Absorbed queries [n_tok][H][kvr + n_rot] = [W_kb^T q_nope, q_pe]. */
     ds2_heads hd = {.w = w, .L = L, .s = s, .n_tok = n_tok, .n_head = H};
+    if (c->obs && w->split_kv_b) /* each head's attn_k_b reads its q_nope */
+        for (int h = 0; h < H; h++) {
+            const kern_mat kb = ds2_slice(&L->wk_b, kvr, h);
+            model_observe(c, &kb, s->q + (size_t)h * (size_t)w->head_k, ldq, n_tok);
+        }
     tp_run(pool, ds2_absorb_task, &hd, H);
     for (int t = 0; t < n_tok; t++)
         for (int h = 0; h < H; h++)
@@ -693,20 +698,24 @@ static void ds2_attention(model_ctx *c, int il, int n_tok, int pos) {
     };
     kern_attention(pool, &a);
 
+    if (c->obs && w->split_kv_b) /* each head's attn_v_b reads its latent output */
+        for (int h = 0; h < H; h++) {
+            const kern_mat vb = ds2_slice(&L->wv_b, w->head_v, h);
+            model_observe(c, &vb, s->lat + (size_t)h * (size_t)kvr, (size_t)H * (size_t)kvr, n_tok);
+        }
     tp_run(pool, ds2_expand_task, &hd, H);
-    kern_matmul(pool, &L->wo, s->vo, (size_t)H * (size_t)w->head_v, s->o, (size_t)hp->n_embd,
-                n_tok);
+    model_matmul(c, &L->wo, s->vo, (size_t)H * (size_t)w->head_v, s->o, (size_t)hp->n_embd, n_tok);
 }
 
 /* out[t] = W_down · (silu(W_gate x[t]) * W_up x[t]) for n_tok rows. */
-static void ds2_swiglu_ffn(tp_pool *pool, const kern_mat *gate, const kern_mat *up,
+static void ds2_swiglu_ffn(model_ctx *c, const kern_mat *gate, const kern_mat *up,
                            const kern_mat *down, const float *x, float *out, int n_tok,
                            ds2_scratch *s) {
     const size_t n_in = (size_t)gate->n_cols, n_ff = (size_t)gate->n_rows;
     const kern_mm gu[2] = {{gate, s->ffg, n_ff}, {up, s->ffu, n_ff}};
-    kern_matmul_n(pool, gu, 2, x, n_in, n_tok);
+    model_matmul_n(c, gu, 2, x, n_in, n_tok);
     kern_swiglu(s->ffg, s->ffg, s->ffu, (int64_t)(n_ff * (size_t)n_tok));
-    kern_matmul(pool, down, s->ffg, n_ff, out, (size_t)down->n_rows, n_tok);
+    model_matmul(c, down, s->ffg, n_ff, out, (size_t)down->n_rows, n_tok);
 }
 
 /* Decode: the chosen experts' down products y[k] = D_k a[k], as one set of
@@ -755,8 +764,10 @@ static void ds2_moe_one(model_ctx *c, const ds2_layer *L) {
         s->emm[2 * k] = (kern_mm){&g[k], s->ffg + (size_t)k * ff, ff};
         s->emm[2 * k + 1] = (kern_mm){&u[k], s->ffu + (size_t)k * ff, ff};
     }
-    kern_matmul_n(c->m->pool, s->emm, 2 * nu, s->h, E, 1); /* ffg, ffu: [nu][ff] */
+    model_matmul_n(c, s->emm, 2 * nu, s->h, E, 1); /* ffg, ffu: [nu][ff] */
     kern_swiglu(s->ffg, s->ffg, s->ffu, (int64_t)((size_t)nu * ff));
+    if (c->obs) /* the downs run as tiles below */
+        for (int k = 0; k < nu; k++) model_observe(c, &d[k], s->ffg + (size_t)k * ff, ff, 1);
 
     const int nt = tp_n_threads(c->m->pool);
     ds2_downs j = {.d = d, .a = s->ffg, .y = s->ye};
@@ -784,7 +795,6 @@ static void ds2_moe(model_ctx *c, int il, int n_tok) {
     const ds2_layer *L = &w->layers[il];
     const ds2_router *r = &w->router;
     ds2_scratch *s = c->scratch;
-    tp_pool *pool = c->m->pool;
     const size_t E = (size_t)hp->n_embd, fs = (size_t)w->n_ff_shexp;
     const int nx = r->n_expert, nu = r->n_used;
 
@@ -792,10 +802,10 @@ static void ds2_moe(model_ctx *c, int il, int n_tok) {
     const kern_mm in[3] = {{&L->gate_inp, s->rl, (size_t)nx},
                            {&L->gate_shexp, s->ffg, fs},
                            {&L->up_shexp, s->ffu, fs}};
-    kern_matmul_n(pool, in, fs ? 3 : 1, s->h, E, n_tok);
+    model_matmul_n(c, in, fs ? 3 : 1, s->h, E, n_tok);
     if (fs) {
         kern_swiglu(s->ffg, s->ffg, s->ffu, (int64_t)(fs * (size_t)n_tok));
-        kern_matmul(pool, &L->down_shexp, s->ffg, fs, s->o, E, n_tok);
+        model_matmul(c, &L->down_shexp, s->ffg, fs, s->o, E, n_tok);
     } else {
         memset(s->o, 0, sizeof(float) * E * (size_t)n_tok);
     }
@@ -829,7 +839,7 @@ static void ds2_moe(model_ctx *c, int il, int n_tok) {
         kern_mat d = ds2_slice(&L->down_exps, (int64_t)E, e);
         w->exp_bytes += (uint64_t)g.n_rows * g.row_bytes + (uint64_t)u.n_rows * u.row_bytes +
                         (uint64_t)d.n_rows * d.row_bytes;
-        ds2_swiglu_ffn(pool, &g, &u, &d, s->xe, s->ye, n, s);
+        ds2_swiglu_ffn(c, &g, &u, &d, s->xe, s->ye, n, s);
         for (int j = 0; j < n; j++) {
             const int i = s->e_list[b + j];
             const float wt = s->wts[i];
@@ -846,7 +856,6 @@ static int ds2_forward(model_ctx *c, const int32_t *tokens, int n_tok, int pos, 
     const model_hparams *hp = &c->m->hp;
     const ds2_weights *w = c->m->weights;
     ds2_scratch *s = c->scratch;
-    tp_pool *pool = c->m->pool;
     const size_t E = (size_t)hp->n_embd;
 
     for (int t = 0; t < n_tok; t++) kern_get_row(&w->tok_embd, tokens[t], s->x + (size_t)t * E);
@@ -860,14 +869,14 @@ static int ds2_forward(model_ctx *c, const int32_t *tokens, int n_tok, int pos, 
         if (L->moe)
             ds2_moe(c, il, n_tok);
         else
-            ds2_swiglu_ffn(pool, &L->ffn_gate, &L->ffn_up, &L->ffn_down, s->h, s->o, n_tok, s);
+            ds2_swiglu_ffn(c, &L->ffn_gate, &L->ffn_up, &L->ffn_down, s->h, s->o, n_tok, s);
         kern_add(s->x, s->o, (int64_t)(E * (size_t)n_tok));
     }
     if (logits_mode == MODEL_LOGITS_NONE) return 0;
     const int first = logits_mode == MODEL_LOGITS_ALL ? 0 : n_tok - 1;
     const int n_out = n_tok - first;
     kern_rmsnorm(s->h, s->x + (size_t)first * E, w->output_norm, hp->n_embd, n_out, hp->rms_eps);
-    kern_matmul(pool, &w->output, s->h, E, logits, (size_t)hp->n_vocab, n_out);
+    model_matmul(c, &w->output, s->h, E, logits, (size_t)hp->n_vocab, n_out);
     return 0;
 }
 

@@ -167,7 +167,7 @@ static int llama_forward(model_ctx *c, const int32_t *tokens, int T, int pos0, f
         kern_rmsnorm(s->xb, s->x, L->attn_norm, E, T, hp->rms_eps); /* xb: [T][E] */
         /* q: [T][QD], k and v straight into the cache: one input, one dispatch */
         const kern_mm qkv[3] = {{&L->wq, s->q, QD}, {&L->wk, kc, KD}, {&L->wv, vc, VD}};
-        kern_matmul_n(pool, qkv, 3, s->xb, E, T);
+        model_matmul_n(c, qkv, 3, s->xb, E, T);
         if (L->bq) kern_add_bias(s->q, L->bq, QD, T);
         if (L->bk) kern_add_bias(kc, L->bk, KD, T);
         if (L->bv) kern_add_bias(vc, L->bv, VD, T);
@@ -195,15 +195,15 @@ static int llama_forward(model_ctx *c, const int32_t *tokens, int T, int pos0, f
             .scratch = s->score,
         };
         kern_attention(pool, &a);
-        kern_matmul(pool, &L->wo, s->att, OD, s->xb, E, T); /* xb: [T][E] */
+        model_matmul(c, &L->wo, s->att, OD, s->xb, E, T); /* xb: [T][E] */
         kern_add(s->x, s->xb, (int64_t)T * E);
 
         /* --- feed-forward (SwiGLU) ------------------------------------------ */
         kern_rmsnorm(s->xb, s->x, L->ffn_norm, E, T, hp->rms_eps);
         const kern_mm gu[2] = {{&L->w_gate, s->hb, F}, {&L->w_up, s->hb2, F}}; /* [T][F] each */
-        kern_matmul_n(pool, gu, 2, s->xb, E, T);
+        model_matmul_n(c, gu, 2, s->xb, E, T);
         kern_swiglu(s->hb, s->hb, s->hb2, (int64_t)T * F);
-        kern_matmul(pool, &L->w_down, s->hb, F, s->xb, E, T); /* xb:  [T][E] */
+        model_matmul(c, &L->w_down, s->hb, F, s->xb, E, T); /* xb:  [T][E] */
         kern_add(s->x, s->xb, (int64_t)T * E);
     }
 
@@ -212,7 +212,7 @@ static int llama_forward(model_ctx *c, const int32_t *tokens, int T, int pos0, f
     int first = logits_mode == MODEL_LOGITS_LAST ? T - 1 : 0, n = T - first;
     float *xr = s->x + (size_t)first * E;
     kern_rmsnorm(xr, xr, w->output_norm, E, n, hp->rms_eps);
-    kern_matmul(pool, &w->output, xr, E, logits, (size_t)hp->n_vocab, n); /* [n][n_vocab] */
+    model_matmul(c, &w->output, xr, E, logits, (size_t)hp->n_vocab, n); /* [n][n_vocab] */
     (void)err;
     return 0;
 }

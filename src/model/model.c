@@ -28,6 +28,15 @@ struct model_block {
     max_align_t data[];
 };
 
+/* A weight tensor as the kernels read it: n_mat stacked matrices of
+ * mat_bytes each from lo. Sorted by lo once the model is loaded. */
+typedef struct model_wreg {
+    const uint8_t *lo;
+    uint64_t bytes, mat_bytes;
+    const char *name;
+    int n_mat;
+} model_wreg;
+
 void *model_alloc(model *m, size_t bytes, hearth_err *err) {
     if (bytes > SIZE_MAX - sizeof(model_block)) {
         hearth_errf(err, "allocation of %zu bytes overflows", bytes);
@@ -109,6 +118,58 @@ const void *model_tensor_data(model *m, const gguf_tensor *t, const char *name, 
     return copy;
 }
 
+static int wreg_cmp(const void *a, const void *b) {
+    const uint8_t *x = ((const model_wreg *)a)->lo, *y = ((const model_wreg *)b)->lo;
+    return x < y ? -1 : x > y;
+}
+
+int model_register_mat(model *m, const gguf_tensor *t, const void *data, int n_mat,
+                       hearth_err *err) {
+    if (n_mat < 1 || t->nbytes % (uint64_t)n_mat)
+        return hearth_errf(err, "%.*s: %llu bytes do not split into %d matrices", (int)t->name.len,
+                           t->name.ptr, (unsigned long long)t->nbytes, n_mat);
+    if (m->n_wreg == m->cap_wreg) {
+        int cap = m->cap_wreg ? 2 * m->cap_wreg : 64;
+        model_wreg *r = realloc(m->wreg, sizeof(model_wreg) * (size_t)cap);
+        if (!r) return hearth_errf(err, "out of memory");
+        m->wreg = r;
+        m->cap_wreg = cap;
+    }
+    char *name = model_alloc(m, t->name.len + 1, err);
+    if (!name) return -1;
+    memcpy(name, t->name.ptr, t->name.len);
+    m->wreg[m->n_wreg++] = (model_wreg){.lo = data,
+                                        .bytes = t->nbytes,
+                                        .mat_bytes = t->nbytes / (uint64_t)n_mat,
+                                        .name = name,
+                                        .n_mat = n_mat};
+    return 0;
+}
+
+void model_ctx_set_observer(model_ctx *c, model_observer fn, void *ud) {
+    c->obs = fn;
+    c->obs_ud = ud;
+}
+
+void model_observe(model_ctx *c, const kern_mat *w, const float *x, size_t ldx, int n_tok) {
+    const model *m = c->m;
+    const uint8_t *p = w->data;
+    int lo = 0, hi = m->n_wreg; /* the last entry with lo <= p */
+    while (hi - lo > 1) {
+        int mid = (lo + hi) / 2;
+        if (m->wreg[mid].lo <= p)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    if (!c->obs || m->n_wreg == 0 || p < m->wreg[lo].lo ||
+        (uint64_t)(p - m->wreg[lo].lo) >= m->wreg[lo].bytes)
+        return; /* not a registered weight */
+    const model_wreg *r = &m->wreg[lo];
+    const int slice = (int)((uint64_t)(p - r->lo) / r->mat_bytes);
+    c->obs(c->obs_ud, r->name, slice, r->n_mat, w->n_cols, x, ldx, n_tok);
+}
+
 int model_mat(model *m, kern_mat *out, const char *name, int64_t n_cols, int64_t n_rows,
               bool required, hearth_err *err) {
     memset(out, 0, sizeof(*out));
@@ -129,7 +190,7 @@ int model_mat(model *m, kern_mat *out, const char *name, int64_t n_cols, int64_t
         return hearth_errf(err, "%s: expected %llu bytes of data, found %llu", name,
                            (unsigned long long)((uint64_t)n_rows * out->row_bytes),
                            (unsigned long long)t->nbytes);
-    return 0;
+    return model_register_mat(m, t, data, 1, err);
 }
 
 int model_vec(model *m, const float **out, const char *name, int64_t n, bool required,
@@ -270,6 +331,7 @@ model *model_load(const char *path, const model_params *params, hearth_err *err)
     }
     m->pool = tp_new(params ? params->n_threads : 0, err);
     if (!m->pool) goto fail;
+    if (m->n_wreg > 1) qsort(m->wreg, (size_t)m->n_wreg, sizeof(model_wreg), wreg_cmp);
     return m;
 fail_prefix:
     hearth_err_prefix(err, "%s", path);
@@ -287,6 +349,7 @@ void model_free(model *m) {
         m->blocks = b->next;
         free(b);
     }
+    free(m->wreg);
     gguf_close(m->gf);
     free(m);
 }

@@ -78,6 +78,17 @@ int model_n_threads(const model *m);
 model_ctx *model_ctx_new(model *m, int n_ctx, int n_batch, hearth_err *err);
 void model_ctx_free(model_ctx *c);
 
+/* Matmul observation (hearth imatrix): once set, every product of a weight
+ * matrix with activations calls fn before it runs, with the GGUF tensor's
+ * name, which of its stacked matrices (an expert of a 3-D tensor, a head of
+ * attn_k_b / attn_v_b; 0 of 1 for a 2-D tensor), the input width n_cols and
+ * the inputs x[t][0..n_cols) (row stride ldx) of the n_tok tokens. Calls come
+ * from the thread that runs model_eval, in forward order. Not observed: the
+ * rows of an unsplit attn_kv_b (MLA uses them transposed). fn NULL stops. */
+typedef void (*model_observer)(void *ud, const char *tensor, int slice, int n_slices,
+                               int64_t n_cols, const float *x, size_t ldx, int n_tok);
+void model_ctx_set_observer(model_ctx *c, model_observer fn, void *ud);
+
 int model_ctx_n_ctx(const model_ctx *c);
 /* Positions held in the cache: the next token goes at this position. */
 int model_ctx_n_past(const model_ctx *c);

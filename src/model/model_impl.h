@@ -40,6 +40,8 @@ struct model {
     void *weights; /* the architecture's weight struct */
     tp_pool *pool;
     model_block *blocks;
+    struct model_wreg *wreg; /* weight matrices by address (model_register_mat) */
+    int n_wreg, cap_wreg;
 };
 
 struct model_ctx {
@@ -52,6 +54,8 @@ struct model_ctx {
     int32_t *pos;   /* [n_batch] positions of the current batch */
     void *scratch;  /* the architecture's per-context buffers */
     size_t bytes;   /* allocated by this context */
+    model_observer obs;
+    void *obs_ud;
 };
 
 /* K/V cache rows of layer l starting at position p. */
@@ -83,6 +87,27 @@ const void *model_tensor_data(model *m, const gguf_tensor *t, const char *name, 
 /* A weight matrix [n_rows][n_cols] (ne = {n_cols, n_rows}) of any computable type. */
 int model_mat(model *m, kern_mat *out, const char *name, int64_t n_cols, int64_t n_rows,
               bool required, hearth_err *err);
+
+/* Records that kernels read the n_mat stacked matrices of tensor t at data
+ * (t's bytes), so that observers can name what a kern_mat points into. */
+int model_register_mat(model *m, const gguf_tensor *t, const void *data, int n_mat,
+                       hearth_err *err);
+
+/* Calls the context's observer (if any) for w and its inputs. */
+void model_observe(model_ctx *c, const kern_mat *w, const float *x, size_t ldx, int n_tok);
+
+/* kern_matmul / kern_matmul_n on the model's pool, observed. */
+static inline void model_matmul(model_ctx *c, const kern_mat *w, const float *x, size_t ldx,
+                                float *y, size_t ldy, int n_tok) {
+    if (c->obs) model_observe(c, w, x, ldx, n_tok);
+    kern_matmul(c->m->pool, w, x, ldx, y, ldy, n_tok);
+}
+static inline void model_matmul_n(model_ctx *c, const kern_mm *mm, int n_mm, const float *x,
+                                  size_t ldx, int n_tok) {
+    if (c->obs)
+        for (int i = 0; i < n_mm; i++) model_observe(c, mm[i].w, x, ldx, n_tok);
+    kern_matmul_n(c->m->pool, mm, n_mm, x, ldx, n_tok);
+}
 
 /* A vector of n floats (norm weights, biases): used in place when stored as
  * F32, else converted once into model memory. */

@@ -413,8 +413,10 @@ typedef struct conv_job {
     ht_type dst_type;
     size_t dst_row;
     int64_t nx, n_rows, rows_per_task;
-    float *scratch;    /* [n_threads][nx] */
-    atomic_int failed; /* a row had no quantizer (set by any thread) */
+    const float *const *imv;    /* NULL, or importance values per matrix */
+    int64_t row0, rows_per_mat; /* rows before src; rows of one matrix */
+    float *scratch;             /* [n_threads][nx] */
+    atomic_int failed;          /* a row had no quantizer (set by any thread) */
 } conv_job;
 
 static void conv_task(void *ctx, int task, int thread) {
@@ -431,7 +433,8 @@ static void conv_task(void *ctx, int task, int thread) {
             ht_dequantize_row(j->src_type, s, tmp, j->nx);
             x = tmp;
         }
-        if (ht_quantize_row(j->dst_type, x, j->dst + (size_t)r * j->dst_row, j->nx))
+        const float *qw = j->imv ? j->imv[(j->row0 + r) / j->rows_per_mat] : NULL;
+        if (ht_quantize_row_w(j->dst_type, x, j->dst + (size_t)r * j->dst_row, j->nx, qw))
             atomic_store(&j->failed, 1);
     }
 }
@@ -443,6 +446,7 @@ typedef struct quant_run {
     FILE *log;
     uint64_t n_tensors;
     uint64_t bytes_in, bytes_out;
+    int n_imat, n_no_imat; /* quantized tensors with and without importance values */
 } quant_run;
 
 /* One output tensor: the writer asks for its rows in order, a few MiB at a
@@ -455,6 +459,7 @@ typedef struct quant_tensor {
     ht_type type;
     size_t src_row, dst_row;
     int64_t n_rows;
+    const float **imv; /* importance values per matrix (NULL: none) */
 } quant_tensor;
 
 static void log_tensor(const quant_tensor *q) {
@@ -494,6 +499,9 @@ static int quant_gen(void *ud, int64_t row0, int64_t n_rows, void *dst, hearth_e
                       .nx = nx,
                       .n_rows = n_rows,
                       .rows_per_task = rpt,
+                      .imv = q->imv,
+                      .row0 = row0,
+                      .rows_per_mat = t->ne[1] > 0 ? t->ne[1] : 1,
                       .scratch = q->run->scratch};
         atomic_init(&j.failed, 0);
         tp_run(q->run->pool, conv_task, &j, (int)n_tasks);
@@ -509,11 +517,33 @@ static int quant_gen(void *ud, int64_t row0, int64_t n_rows, void *dst, hearth_e
     return 0;
 }
 
+/* q->imv from the importance matrix: 1 when it has values for q, 0 when
+ * not (q->imv stays NULL), -1 when its shape does not fit q's. */
+static int imat_rows(imat *im, quant_tensor *q, hearth_err *err) {
+    const gguf_tensor *t = q->t;
+    const int64_t n_mat = q->n_rows / t->ne[1];
+    if (n_mat > INT32_MAX)
+        return hearth_errf(err, "quantize: %s: %" PRId64 " matrices", q->name, n_mat);
+    q->imv = calloc((size_t)n_mat, sizeof(*q->imv));
+    if (!q->imv) return hearth_errf(err, "quantize: out of memory");
+    bool any = false;
+    for (int64_t i = 0; i < n_mat; i++) {
+        if (imat_values(im, q->name, (int)i, (int)n_mat, t->ne[0], &q->imv[i], err))
+            return hearth_err_prefix(err, "quantize");
+        any |= q->imv[i] != NULL;
+    }
+    if (!any) {
+        free(q->imv);
+        q->imv = NULL;
+    }
+    return any;
+}
+
 static bool skip_keys(const char *key, void *ud) {
     (void)ud;
-    return !strcmp(key, "split.no") || !strcmp(key, "split.count") ||
-           !strcmp(key, "split.tensors.count") || !strcmp(key, "general.file_type") ||
-           !strcmp(key, "general.quantization_version");
+    return !strncmp(key, "quantize.imatrix.", 17) || !strcmp(key, "split.no") ||
+           !strcmp(key, "split.count") || !strcmp(key, "split.tensors.count") ||
+           !strcmp(key, "general.file_type") || !strcmp(key, "general.quantization_version");
 }
 
 int quant_file(const char *in_path, const char *out_path, const quant_params *p, hearth_err *err) {
@@ -576,8 +606,29 @@ int quant_file(const char *in_path, const char *out_path, const quant_params *p,
             hearth_err_prefix(err, "quantize: %s", o[k].name);
             goto done;
         }
+        if (p->imatrix && q->type != t->type && is_quantized(q->type) && q->n_rows > 0) {
+            int r = imat_rows(p->imatrix, q, err);
+            if (r < 0) goto done;
+            run.n_imat += r;
+            run.n_no_imat += !r;
+        }
         if (gguf_writer_add_tensor_gen(w, o[k].name, q->type, t->n_dims, t->ne, quant_gen, q, err))
             goto done;
+    }
+    if (p->imatrix) {
+        const char *ds = imat_dataset(p->imatrix);
+        if ((p->imatrix_file && gguf_writer_set_str(w, "quantize.imatrix.file", p->imatrix_file)) ||
+            (ds[0] && gguf_writer_set_str(w, "quantize.imatrix.dataset", ds)) ||
+            gguf_writer_set_i32(w, "quantize.imatrix.entries_count", imat_n_entries(p->imatrix)) ||
+            gguf_writer_set_i32(w, "quantize.imatrix.chunks_count", imat_chunk_count(p->imatrix))) {
+            hearth_errf(err, "quantize: out of memory");
+            goto done;
+        }
+        if (p->log)
+            fprintf(p->log,
+                    "quantize: importance matrix %s: %d tensors weighted by it, %d quantized "
+                    "without (no entry)\n",
+                    p->imatrix_file ? p->imatrix_file : "", run.n_imat, run.n_no_imat);
     }
     double t0 = tp_now();
     if (gguf_writer_write(w, out_path, err)) goto done;
@@ -587,6 +638,7 @@ int quant_file(const char *in_path, const char *out_path, const quant_params *p,
                 quant_ftype_name((int)p->ftype), tp_now() - t0, n_threads);
     rc = 0;
 done:
+    for (uint64_t k = 0; qt && k < n; k++) free(qt[k].imv);
     free(qt);
     free(types);
     free(run.scratch);

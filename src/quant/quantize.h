@@ -28,6 +28,7 @@
 
 #include "base/error.h"
 #include "gguf/gguf.h"
+#include "quant/imatrix.h"
 #include "tensor/types.h"
 
 /* llama_ftype numbers (the values of general.file_type). */
@@ -64,6 +65,12 @@ typedef struct quant_params {
     bool allow_requantize; /* accept quantized input tensors */
     bool pure;             /* no per-tensor mix: the base type everywhere */
     FILE *log;             /* one progress line per tensor (NULL: silent) */
+    /* Importance matrix (NULL: none): rows of a tensor it has an entry for
+     * are quantized to minimise the error weighted by it (per expert for
+     * expert tensors); the file records quantize.imatrix.* keys as
+     * llama.cpp's does, imatrix_file naming it. */
+    imat *imatrix;
+    const char *imatrix_file;
 } quant_params;
 
 /* The type each tensor of f would get (types[i] for gguf_tensor_at(f, i)).

@@ -1054,3 +1054,565 @@ int ht_quantize_row(ht_type type, const float *src, void *dst, int64_t n) {
         return -1;
     }
 }
+
+/* ---- importance-weighted quantizers ---------------------------------------
+ * Same formats; the free choices (scales, mins, sub-block scale integers)
+ * minimise sum_j w_j (x_j - deq_j)^2 with per-element weights w_j from the
+ * importance matrix. Each block is fitted on a copy scaled by a power of two
+ * (exact but for underflow, so the fit is unchanged, but no sum can overflow or underflow); the
+ * final levels are rounded against the scales actually stored, which makes
+ * each level the best one for its element. Blocks the weights cannot help
+ * (all weights 0, non-finite or extreme inputs) take the reference path. */
+
+#define W_LEGACY_TRY 15 /* legacy symmetric: 31 inverse scales */
+#define W_K_TRY      9  /* K-quant groups and super-block scales: 19 */
+/* Every weight gets W_FLOOR times the block's mean weight added: columns the
+ * calibration never lit still keep a sane fit (the imatrix is an estimate). */
+#define W_FLOOR 0.02f
+
+/* The block's weights (imat sanitised: NaN, inf, negative -> 0; divided by
+ * the block's largest) and x scaled by 2^-e into [-1, 1]. False when the block
+ * should take the reference path. */
+static bool w_prepare(int n, const float *x, const float *imat, float *xs, float *qw, int *e) {
+    float amax = 0, wmax = 0;
+    for (int i = 0; i < n; i++) {
+        if (!(fabsf(x[i]) <= 1e15f)) return false; /* non-finite or huge */
+        if (fabsf(x[i]) > amax) amax = fabsf(x[i]);
+        float v = imat[i];
+        if (!(v > 0) || v > 3.4e38f) v = 0;
+        qw[i] = v;
+        if (v > wmax) wmax = v;
+    }
+    if (amax < 1e-30f || wmax <= 0) return false;
+    frexpf(amax, e);
+    float sum = 0;
+    for (int i = 0; i < n; i++) {
+        qw[i] /= wmax;
+        sum += qw[i];
+        xs[i] = ldexpf(x[i], -*e);
+    }
+    float fl = W_FLOOR * sum / n;
+    for (int i = 0; i < n; i++) qw[i] += fl;
+    return true;
+}
+
+/* A group whose weights are all 0 still gets a sane fit: uniform weights. */
+static void w_fill_zero_groups(int n, int gs, float *w) {
+    for (int g = 0; g < n; g += gs) {
+        float s = 0;
+        for (int i = 0; i < gs; i++) s += w[g + i];
+        if (!(s > 0))
+            for (int i = 0; i < gs; i++) w[g + i] = 1.f;
+    }
+}
+
+/* Weighted symmetric fit x ~ s*l, l in -nmax..nmax-1 (L gets l): tries the
+ * inverse scales -(nmax + 0.1k)/max, |k| <= ntry, each with its weighted
+ * least-squares s, keeps the best, then moves single levels while that lowers
+ * the error (coordinate descent). Returns s. */
+static float wfit_sym(int n, int nmax, int ntry, const float *x, const float *w, int8_t *L) {
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; i++)
+        if (fabsf(x[i]) > amax) amax = fabsf(x[i]), max = x[i];
+    if (amax < GROUP_MAX_EPS) {
+        memset(L, 0, (size_t)n);
+        return 0.f;
+    }
+    float best = -1, best_is = -nmax / max;
+    for (int k = -ntry; k <= ntry; k++) {
+        float iscale = -(nmax + 0.1f * k) / max;
+        float sumlx = 0, suml2 = 0;
+        for (int i = 0; i < n; i++) {
+            int l = clampi(nearest_int(iscale * x[i]), -nmax, nmax - 1);
+            sumlx += w[i] * x[i] * l;
+            suml2 += w[i] * l * l;
+        }
+        if (suml2 > 0 && sumlx * sumlx / suml2 > best) {
+            best = sumlx * sumlx / suml2;
+            best_is = iscale;
+        }
+    }
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        int l = clampi(nearest_int(best_is * x[i]), -nmax, nmax - 1);
+        L[i] = (int8_t)l;
+        sumlx += w[i] * x[i] * l;
+        suml2 += w[i] * l * l;
+    }
+    if (!(suml2 > 0)) return 0.f;
+    for (int pass = 0; pass < 3; pass++) {
+        int changed = 0;
+        for (int i = 0; i < n; i++) {
+            if (!(w[i] > 0)) continue;
+            float s = sumlx / suml2;
+            if (s == 0) break;
+            int nl = clampi(nearest_int(x[i] / s), -nmax, nmax - 1);
+            if (nl == L[i]) continue;
+            float slx = sumlx + w[i] * x[i] * (nl - L[i]);
+            float sl2 = suml2 + w[i] * (nl * nl - L[i] * L[i]);
+            if (sl2 > 0 && slx * slx / sl2 > sumlx * sumlx / suml2) {
+                L[i] = (int8_t)nl;
+                sumlx = slx;
+                suml2 = sl2;
+                changed++;
+            }
+        }
+        if (!changed) break;
+    }
+    return sumlx / suml2;
+}
+
+/* Weighted error of x ~ s*l + m for the levels L (0..nmax). */
+static float werr_asym(int n, const float *x, const float *w, const uint8_t *L, float s, float m) {
+    float err = 0;
+    for (int i = 0; i < n; i++) {
+        float diff = s * L[i] + m - x[i];
+        err += w[i] * diff * diff;
+    }
+    return err;
+}
+
+/* Weighted least squares (s, m) for fixed levels; m <= 0 when neg_min.
+ * False when the levels do not determine them. */
+static bool wls_asym(int n, const float *x, const float *w, const uint8_t *L, bool neg_min,
+                     float *s, float *m) {
+    float sw = 0, sx = 0, sl = 0, sl2 = 0, sxl = 0;
+    for (int i = 0; i < n; i++) {
+        sw += w[i];
+        sx += w[i] * x[i];
+        sl += w[i] * L[i];
+        sl2 += w[i] * L[i] * L[i];
+        sxl += w[i] * L[i] * x[i];
+    }
+    float D = sw * sl2 - sl * sl;
+    if (!(D > 0)) return false;
+    *s = (sw * sxl - sx * sl) / D;
+    *m = (sl2 * sx - sl * sxl) / D;
+    if (neg_min && *m > 0) {
+        *m = 0;
+        *s = sxl / sl2;
+    }
+    return *s > 0;
+}
+
+/* Weighted asymmetric fit x ~ s*l + m, l in 0..nmax: starts from the min/max
+ * fit, tries the inverse scales (nmax + rmin + rdelta*k)/(max - min),
+ * k = 0..nstep, each with its weighted least-squares (s, m), keeps the lowest
+ * weighted error, then alternates rounding and least squares twice. m <= 0
+ * when neg_min (the K-quants store -m). Returns s; *m_out gets m. */
+static float wfit_asym(int n, int nmax, const float *x, const float *w, float rmin, float rdelta,
+                       int nstep, bool neg_min, float *m_out, uint8_t *L) {
+    uint8_t Laux[32];
+    float min = x[0], max = x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+    }
+    if (neg_min && min > 0) min = 0;
+    if (max == min) {
+        memset(L, 0, (size_t)n);
+        *m_out = min;
+        return 0.f;
+    }
+    float iscale = nmax / (max - min), s = (max - min) / nmax, m = min;
+    for (int i = 0; i < n; i++) L[i] = (uint8_t)clampi(nearest_int(iscale * (x[i] - min)), 0, nmax);
+    float best = werr_asym(n, x, w, L, s, m);
+    for (int k = 0; k <= nstep; k++) {
+        iscale = (rmin + rdelta * k + nmax) / (max - min);
+        for (int i = 0; i < n; i++)
+            Laux[i] = (uint8_t)clampi(nearest_int(iscale * (x[i] - min)), 0, nmax);
+        float ts, tm;
+        if (!wls_asym(n, x, w, Laux, neg_min, &ts, &tm)) continue;
+        float err = werr_asym(n, x, w, Laux, ts, tm);
+        if (err < best) {
+            best = err, s = ts, m = tm;
+            memcpy(L, Laux, (size_t)n);
+        }
+    }
+    for (int it = 0; it < 2; it++) {
+        float is = 1 / s, ts, tm;
+        for (int i = 0; i < n; i++)
+            Laux[i] = (uint8_t)clampi(nearest_int((x[i] - m) * is), 0, nmax);
+        if (!wls_asym(n, x, w, Laux, neg_min, &ts, &tm)) break;
+        float err = werr_asym(n, x, w, Laux, ts, tm);
+        if (!(err < best)) break;
+        best = err, s = ts, m = tm;
+        memcpy(L, Laux, (size_t)n);
+    }
+    *m_out = m;
+    return s;
+}
+
+/* Weighted fit of non-negative v ~ s*l, l in 0..nmax (sub-block scales or
+ * mins of a K-quant block). Returns s (0 when all v are 0). */
+static float wfit_pos(int n, int nmax, const float *v, const float *W, uint8_t *L) {
+    float max = 0;
+    for (int i = 0; i < n; i++)
+        if (v[i] > max) max = v[i];
+    if (!(max > 0)) {
+        memset(L, 0, (size_t)n);
+        return 0.f;
+    }
+    float best = -1, best_is = nmax / max;
+    for (int k = -W_K_TRY; k <= W_K_TRY; k++) {
+        float iscale = (nmax + 0.1f * k) / max, sumlx = 0, suml2 = 0;
+        for (int i = 0; i < n; i++) {
+            int l = clampi(nearest_int(iscale * v[i]), 0, nmax);
+            sumlx += W[i] * v[i] * l;
+            suml2 += W[i] * l * l;
+        }
+        if (suml2 > 0 && sumlx * sumlx / suml2 > best) {
+            best = sumlx * sumlx / suml2;
+            best_is = iscale;
+        }
+    }
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        L[i] = (uint8_t)clampi(nearest_int(best_is * v[i]), 0, nmax);
+        sumlx += W[i] * v[i] * L[i];
+        suml2 += W[i] * L[i] * L[i];
+    }
+    return suml2 > 0 && sumlx > 0 ? sumlx / suml2 : max / nmax;
+}
+
+/* Best levels for x ~ d*l - dm (l in 0..nmax) and their weighted error. */
+static float wround_asym(int n, int nmax, const float *x, const float *w, float d, float dm,
+                         uint8_t *L) {
+    float err = 0;
+    float id = d ? 1 / d : 0;
+    for (int i = 0; i < n; i++) {
+        int l = d ? clampi(nearest_int((x[i] + dm) * id), 0, nmax) : 0;
+        L[i] = (uint8_t)l;
+        float diff = d * l - dm - x[i];
+        err += w[i] * diff * diff;
+    }
+    return err;
+}
+
+/* Best levels for x ~ d*l (l in lo..hi) and their weighted error. */
+static float wround_sym(int n, int lo, int hi, const float *x, const float *w, float d, int8_t *L) {
+    float err = 0;
+    float id = d ? 1 / d : 0;
+    for (int i = 0; i < n; i++) {
+        int l = d ? clampi(nearest_int(x[i] * id), lo, hi) : 0;
+        L[i] = (int8_t)l;
+        float diff = d * l - x[i];
+        err += w[i] * diff * diff;
+    }
+    return err;
+}
+
+/* Weighted error of a dequantized block. */
+static double werr_block(int n, const float *x, const float *y, const float *w) {
+    double err = 0;
+    for (int i = 0; i < n; i++) {
+        double diff = (double)y[i] - x[i];
+        err += w[i] * diff * diff;
+    }
+    return err;
+}
+
+/* The legacy 32-blocks. Each keeps the reference block when that one happens
+ * to have the lower weighted error. */
+static void w_keep_better(ht_type t, const float *x, const float *w, const void *ours, size_t size,
+                          void *dst) {
+    uint8_t ref[64];
+    float yb[QK], yr[QK];
+    ht_quantize_row(t, x, ref, QK);
+    ht_dequantize_row(t, ours, yb, QK);
+    ht_dequantize_row(t, ref, yr, QK);
+    memcpy(dst, werr_block(QK, x, yb, w) <= werr_block(QK, x, yr, w) ? ours : ref, size);
+}
+
+static void wq_q4_0(const float *x, float *w, const float *xs, int e, void *dst) {
+    block_q4_0 b;
+    int8_t L[QK];
+    float s = wfit_sym(QK, 8, W_LEGACY_TRY, xs, w, L);
+    put_f16(&b.d, ldexpf(s, e));
+    wround_sym(QK, -8, 7, x, w, H2F(b.d), L);
+    for (int j = 0; j < QK / 2; j++) b.qs[j] = (uint8_t)((L[j] + 8) | ((L[j + QK / 2] + 8) << 4));
+    w_keep_better(HT_Q4_0, x, w, &b, sizeof b, dst);
+}
+
+static void wq_q5_0(const float *x, float *w, const float *xs, int e, void *dst) {
+    block_q5_0 b;
+    int8_t L[QK];
+    float s = wfit_sym(QK, 16, W_LEGACY_TRY, xs, w, L);
+    put_f16(&b.d, ldexpf(s, e));
+    wround_sym(QK, -16, 15, x, w, H2F(b.d), L);
+    uint32_t qh = 0;
+    for (int j = 0; j < QK / 2; j++) {
+        int lo = L[j] + 16, hi = L[j + QK / 2] + 16;
+        b.qs[j] = (uint8_t)((lo & 0xf) | ((hi & 0xf) << 4));
+        qh |= (uint32_t)(lo >> 4) << j;
+        qh |= (uint32_t)(hi >> 4) << (j + QK / 2);
+    }
+    memcpy(b.qh, &qh, 4);
+    w_keep_better(HT_Q5_0, x, w, &b, sizeof b, dst);
+}
+
+/* Q4_1 / Q5_1 levels for x ~ d*l + m with the stored d and m. */
+static void wq_asym_levels(const float *x, int nmax, float d, float m, uint8_t *L) {
+    float id = d ? 1 / d : 0;
+    for (int i = 0; i < QK; i++)
+        L[i] = (uint8_t)(d ? clampi(nearest_int((x[i] - m) * id), 0, nmax) : 0);
+}
+
+static void wq_q4_1(const float *x, float *w, const float *xs, int e, void *dst) {
+    block_q4_1 b;
+    uint8_t L[QK];
+    float m;
+    float s = wfit_asym(QK, 15, xs, w, -1.f, 0.1f, 20, false, &m, L);
+    put_f16(&b.d, ldexpf(s, e));
+    put_f16(&b.m, ldexpf(m, e));
+    wq_asym_levels(x, 15, H2F(b.d), H2F(b.m), L);
+    for (int j = 0; j < QK / 2; j++) b.qs[j] = (uint8_t)(L[j] | (L[j + QK / 2] << 4));
+    w_keep_better(HT_Q4_1, x, w, &b, sizeof b, dst);
+}
+
+static void wq_q5_1(const float *x, float *w, const float *xs, int e, void *dst) {
+    block_q5_1 b;
+    uint8_t L[QK];
+    float m;
+    float s = wfit_asym(QK, 31, xs, w, -0.5f, 0.1f, 15, false, &m, L);
+    put_f16(&b.d, ldexpf(s, e));
+    put_f16(&b.m, ldexpf(m, e));
+    wq_asym_levels(x, 31, H2F(b.d), H2F(b.m), L);
+    uint32_t qh = 0;
+    for (int j = 0; j < QK / 2; j++) {
+        int lo = L[j], hi = L[j + QK / 2];
+        b.qs[j] = (uint8_t)((lo & 0xf) | ((hi & 0xf) << 4));
+        qh |= (uint32_t)(lo >> 4) << j;
+        qh |= (uint32_t)(hi >> 4) << (j + QK / 2);
+    }
+    memcpy(b.qh, &qh, 4);
+    w_keep_better(HT_Q5_1, x, w, &b, sizeof b, dst);
+}
+
+/* K-quant weights: w_j = imat_j * sqrt(sigma2 + x_j^2), sigma2 = 2 mean(x^2)
+ * over the block (on the scaled copy), then zero groups made uniform. */
+static void wk_weights(const float *xs, float *w, int gs) {
+    float sum_x2 = 0;
+    for (int i = 0; i < QK_K; i++) sum_x2 += xs[i] * xs[i];
+    float sigma2 = 2 * sum_x2 / QK_K;
+    for (int i = 0; i < QK_K; i++) w[i] *= sqrtf(sigma2 + xs[i] * xs[i]);
+    w_fill_zero_groups(QK_K, gs, w);
+}
+
+/* Asymmetric K-quant block (Q2_K: gs 16, nmax 3, smax 15; Q4_K / Q5_K: gs 32,
+ * nmax 15 / 31, smax 63): group fits, then the integer sub-block scales and
+ * mins fitted against the super-block d / dmin with weights of the error they
+ * cause, then each group's (scale, min) pair re-chosen among the neighbours
+ * of the rounded one by the actual weighted error. ls/lm get the integers, L
+ * the levels. */
+static void wk_asym(const float *x, const float *xs, const float *w, int e, int gs, int nmax,
+                    int smax, float rmin, float rdelta, int nstep, uint8_t *ls, uint8_t *lm,
+                    uint16_t *d16, uint16_t *dmin16, uint8_t *L) {
+    int ng = QK_K / gs;
+    float s[16], m[16], Ws[16], Wm[16];
+    for (int j = 0; j < ng; j++) {
+        const float *wj = w + gs * j;
+        float mn;
+        s[j] = wfit_asym(gs, nmax, xs + gs * j, wj, rmin, rdelta, nstep, true, &mn, L + gs * j);
+        m[j] = -mn;
+        Ws[j] = Wm[j] = 0;
+        for (int i = 0; i < gs; i++) {
+            int l = L[gs * j + i];
+            Ws[j] += wj[i] * l * l;
+            Wm[j] += wj[i];
+        }
+        if (!(Ws[j] > 0)) Ws[j] = Wm[j];
+    }
+    float ds = wfit_pos(ng, smax, s, Ws, ls), dm = wfit_pos(ng, smax, m, Wm, lm);
+    put_f16(d16, ldexpf(ds, e));
+    put_f16(dmin16, ldexpf(dm, e));
+    float d = H2F(*d16), dmin = H2F(*dmin16);
+    uint8_t Lt[32];
+    for (int j = 0; j < ng; j++) {
+        const float *xj = x + gs * j, *wj = w + gs * j;
+        int s0 = ls[j], m0 = lm[j];
+        float best = wround_asym(gs, nmax, xj, wj, d * s0, dmin * m0, L + gs * j);
+        for (int a = -1; a <= 1; a++) {
+            for (int c = -1; c <= 1; c++) {
+                int sc = s0 + a, mc = m0 + c;
+                if ((!a && !c) || sc < 0 || sc > smax || mc < 0 || mc > smax) continue;
+                float err = wround_asym(gs, nmax, xj, wj, d * sc, dmin * mc, Lt);
+                if (err < best) {
+                    best = err;
+                    ls[j] = (uint8_t)sc;
+                    lm[j] = (uint8_t)mc;
+                    memcpy(L + gs * j, Lt, (size_t)gs);
+                }
+            }
+        }
+    }
+}
+
+/* Symmetric K-quant block (Q3_K: nmax 4, sub-scales -32..31; Q6_K: nmax 32,
+ * sub-scales -128..127), 16 groups of 16, same steps as wk_asym. */
+static void wk_sym(const float *x, const float *xs, const float *w, int e, int nmax, int smax,
+                   int8_t *ls, uint16_t *d16, int8_t *L) {
+    float s[16], Ws[16];
+    for (int j = 0; j < 16; j++) {
+        const float *wj = w + 16 * j;
+        s[j] = wfit_sym(16, nmax, W_K_TRY, xs + 16 * j, wj, L + 16 * j);
+        float sw = 0;
+        Ws[j] = 0;
+        for (int i = 0; i < 16; i++) {
+            int l = L[16 * j + i];
+            Ws[j] += wj[i] * l * l;
+            sw += wj[i];
+        }
+        if (!(Ws[j] > 0)) Ws[j] = sw;
+    }
+    float ds = wfit_sym(16, smax, W_K_TRY, s, Ws, ls);
+    put_f16(d16, ldexpf(ds, e));
+    float d = H2F(*d16);
+    int8_t Lt[16];
+    for (int j = 0; j < 16; j++) {
+        const float *xj = x + 16 * j, *wj = w + 16 * j;
+        int s0 = ls[j];
+        float best = wround_sym(16, -nmax, nmax - 1, xj, wj, d * s0, L + 16 * j);
+        for (int a = -1; a <= 1; a += 2) {
+            int sc = s0 + a;
+            if (sc < -smax || sc > smax - 1) continue;
+            float err = wround_sym(16, -nmax, nmax - 1, xj, wj, d * sc, Lt);
+            if (err < best) {
+                best = err;
+                ls[j] = (int8_t)sc;
+                memcpy(L + 16 * j, Lt, 16);
+            }
+        }
+    }
+}
+
+static void wq_q2_K(const float *x, float *w, const float *xs, int e, void *dst) {
+    block_q2_K b;
+    uint8_t L[QK_K], ls[16], lm[16];
+    wk_weights(xs, w, 16);
+    wk_asym(x, xs, w, e, 16, 3, 15, -0.5f, 0.1f, 15, ls, lm, &b.d, &b.dmin, L);
+    for (int j = 0; j < 16; j++) b.scales[j] = (uint8_t)(ls[j] | (lm[j] << 4));
+    for (int j = 0; j < QK_K; j += 128)
+        for (int l = 0; l < 32; l++)
+            b.qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) |
+                                        (L[j + l + 96] << 6));
+    memcpy(dst, &b, sizeof b);
+}
+
+static void wq_q3_K(const float *x, float *w, const float *xs, int e, void *dst) {
+    block_q3_K b;
+    int8_t L[QK_K], ls[16];
+    wk_weights(xs, w, 16);
+    wk_sym(x, xs, w, e, 4, 32, ls, &b.d, L);
+    memset(b.scales, 0, sizeof b.scales);
+    for (int j = 0; j < 16; j++) {
+        int l = ls[j] + 32;
+        if (j < 8)
+            b.scales[j] = (uint8_t)(l & 0xf);
+        else
+            b.scales[j - 8] |= (uint8_t)((l & 0xf) << 4);
+        b.scales[j % 4 + 8] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
+    }
+    memset(b.hmask, 0, sizeof b.hmask);
+    for (int j = 0; j < QK_K; j++) {
+        L[j] = (int8_t)(L[j] + 4);
+        if (L[j] > 3) {
+            b.hmask[j % 32] |= (uint8_t)(1 << (j / 32));
+            L[j] -= 4;
+        }
+    }
+    for (int j = 0; j < QK_K; j += 128)
+        for (int l = 0; l < 32; l++)
+            b.qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) |
+                                        (L[j + l + 96] << 6));
+    memcpy(dst, &b, sizeof b);
+}
+
+static void wq_q4_K(const float *x, float *w, const float *xs, int e, void *dst) {
+    block_q4_K b;
+    uint8_t L[QK_K], ls[8], lm[8];
+    wk_weights(xs, w, 32);
+    wk_asym(x, xs, w, e, 32, 15, 63, -1.f, 0.1f, 20, ls, lm, &b.d, &b.dmin, L);
+    memset(b.scales, 0, sizeof b.scales);
+    k4_pack(b.scales, ls, lm);
+    for (int j = 0; j < QK_K; j += 64)
+        for (int l = 0; l < 32; l++) b.qs[j / 2 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+    memcpy(dst, &b, sizeof b);
+}
+
+static void wq_q5_K(const float *x, float *w, const float *xs, int e, void *dst) {
+    block_q5_K b;
+    uint8_t L[QK_K], ls[8], lm[8];
+    wk_weights(xs, w, 32);
+    wk_asym(x, xs, w, e, 32, 31, 63, -0.5f, 0.1f, 15, ls, lm, &b.d, &b.dmin, L);
+    memset(b.scales, 0, sizeof b.scales);
+    k4_pack(b.scales, ls, lm);
+    memset(b.qh, 0, sizeof b.qh);
+    uint8_t m1 = 1, m2 = 2;
+    for (int n = 0; n < QK_K; n += 64, m1 <<= 2, m2 <<= 2) {
+        for (int j = 0; j < 32; j++) {
+            int l1 = L[n + j], l2 = L[n + j + 32];
+            if (l1 > 15) l1 -= 16, b.qh[j] |= m1;
+            if (l2 > 15) l2 -= 16, b.qh[j] |= m2;
+            b.qs[n / 2 + j] = (uint8_t)(l1 | (l2 << 4));
+        }
+    }
+    memcpy(dst, &b, sizeof b);
+}
+
+static void wq_q6_K(const float *x, float *w, const float *xs, int e, void *dst) {
+    block_q6_K b;
+    int8_t L[QK_K];
+    wk_weights(xs, w, 16);
+    wk_sym(x, xs, w, e, 32, 128, b.scales, &b.d, L);
+    for (int j = 0; j < QK_K; j += 128) {
+        uint8_t *ql = b.ql + j / 2, *qh = b.qh + j / 4;
+        for (int l = 0; l < 32; l++) {
+            int q1 = L[j + l] + 32, q2 = L[j + l + 32] + 32, q3 = L[j + l + 64] + 32,
+                q4 = L[j + l + 96] + 32;
+            ql[l] = (uint8_t)((q1 & 0xf) | ((q3 & 0xf) << 4));
+            ql[l + 32] = (uint8_t)((q2 & 0xf) | ((q4 & 0xf) << 4));
+            qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+        }
+    }
+    memcpy(dst, &b, sizeof b);
+}
+
+typedef void (*wq_fn)(const float *x, float *w, const float *xs, int e, void *dst);
+typedef void (*rq_fn)(const float *x, void *dst, int64_t nb);
+
+int ht_quantize_row_w(ht_type type, const float *src, void *dst, int64_t n, const float *imat) {
+    if (!imat) return ht_quantize_row(type, src, dst, n);
+    const ht_type_info *ti = ht_type_get(type);
+    if (!ti || n < 0 || n % ti->block_size) return -1;
+    static const struct {
+        ht_type type;
+        wq_fn wq;
+        rq_fn rq;
+    } fits[] = {{HT_Q4_0, wq_q4_0, q_q4_0}, {HT_Q4_1, wq_q4_1, q_q4_1}, {HT_Q5_0, wq_q5_0, q_q5_0},
+                {HT_Q5_1, wq_q5_1, q_q5_1}, {HT_Q2_K, wq_q2_K, q_q2_K}, {HT_Q3_K, wq_q3_K, q_q3_K},
+                {HT_Q4_K, wq_q4_K, q_q4_K}, {HT_Q5_K, wq_q5_K, q_q5_K}, {HT_Q6_K, wq_q6_K, q_q6_K}};
+    wq_fn wq = NULL;
+    rq_fn rq = NULL;
+    for (size_t k = 0; k < sizeof fits / sizeof fits[0]; k++)
+        if (fits[k].type == type) wq = fits[k].wq, rq = fits[k].rq;
+    if (!wq) return ht_quantize_row(type, src, dst, n);
+    int bs = ti->block_size;
+    float xs[QK_K], w[QK_K];
+    uint8_t *d = dst;
+    for (int64_t i = 0; i < n / bs; i++) {
+        const float *x = src + i * bs;
+        int e;
+        uint8_t *blk = d + i * ti->type_size;
+        bool ok = w_prepare(bs, x, imat + i * bs, xs, w, &e);
+        if (ok) {
+            /* A fitted scale past F16 range where the reference's is not:
+             * keep the reference block. */
+            wq(x, w, xs, e, blk);
+            ht_dequantize_row(type, blk, xs, bs);
+            for (int j = 0; j < bs; j++) ok = ok && isfinite(xs[j]);
+        }
+        if (!ok) rq(x, blk, 1);
+    }
+    return 0;
+}

@@ -66,6 +66,21 @@ void ht_dequantize_row(ht_type type, const void *src, float *dst, int64_t n);
  * never undefined behaviour. */
 int ht_quantize_row(ht_type type, const float *src, void *dst, int64_t n);
 
+/* Like ht_quantize_row, with an importance matrix: imat is NULL (then the
+ * bytes are exactly ht_quantize_row's) or n non-negative floats, the
+ * importance of each column (the mean over calibration tokens of the squared
+ * activation that multiplies it, as in llama.cpp's imatrix). Q4_0, Q4_1, Q5_0,
+ * Q5_1 and Q2_K..Q6_K then choose their scales, mins and levels to lower
+ * sum_j imat_j * (x_j - dequant_j)^2 instead of the plain error; the other
+ * types ignore imat. NaN, inf or negative entries count as 0; a block whose
+ * entries are all 0 (or whose inputs are non-finite or beyond 1e15) gets the
+ * reference quantizer's bytes; every column keeps a small weight (2% of its
+ * block's mean) so columns the calibration never lit still get a sane fit.
+ * Finite inputs never give a non-finite scale that the reference quantizer
+ * would not. No shared state: rows may be quantized on several threads. Same
+ * return values as ht_quantize_row. */
+int ht_quantize_row_w(ht_type type, const float *src, void *dst, int64_t n, const float *imat);
+
 /* IEEE half and bfloat16 conversions. */
 float ht_f16_to_f32(uint16_t h);
 uint16_t ht_f32_to_f16(float f);
