@@ -17,7 +17,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-15}
 shift || true
-all=(gguf model tokenizer template chat_json)
+# every harness fuzz/harnesses.cmake lists
+read -r -a all <<<"$(sed -n 's/^set(HEARTH_FUZZ_HARNESSES \(.*\))$/\1/p' fuzz/harnesses.cmake)"
+[ ${#all[@]} -gt 0 ] || { echo "fuzz.sh: no harness list in fuzz/harnesses.cmake" >&2; exit 2; }
 if [ $# -gt 0 ]; then harnesses=("$@"); else harnesses=("${all[@]}"); fi
 export HEARTH_SHARED=${HEARTH_SHARED:-$(cd .. && pwd)/shared}
 build=build-fuzz
