@@ -50,14 +50,16 @@
 #ifndef PF_DIST
 #define PF_DIST 768 /* decode: prefetch distance in bytes, per row stream */
 #endif
-#define PF_SHORT    8192 /* decode: a row group this short is prefetched as one span */
-#define F_KC        256  /* float batches: columns per chunk */
-#define F_MR        4    /* float micro-kernel: rows */
-#define F_MT        3    /* and tokens (12 accumulators) */
-#define Q_MR        4    /* quantized micro-kernel: rows */
-#define Q_MT        3    /* and tokens */
-#define Q_BATCH_MIN 3    /* tokens from which quantized tiles unpack the rows */
-#define F_BATCH_MIN 2    /* the same for float tiles */
+#ifndef PF_SHORT
+#define PF_SHORT 16384 /* decode: a row group this short is prefetched as one span */
+#endif
+#define F_KC        256 /* float batches: columns per chunk */
+#define F_MR        4   /* float micro-kernel: rows */
+#define F_MT        3   /* and tokens (12 accumulators) */
+#define Q_MR        4   /* quantized micro-kernel: rows */
+#define Q_MT        3   /* and tokens */
+#define Q_BATCH_MIN 3   /* tokens from which quantized tiles unpack the rows */
+#define F_BATCH_MIN 2   /* the same for float tiles */
 
 /* An activation block: 32 values x[i] ~ d * qs[i]; sum = sum of qs. */
 typedef struct act_q8 {
