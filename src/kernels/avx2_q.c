@@ -347,10 +347,13 @@ INLINE int q_has_min(const int kind) {
     return kind == K_Q4_1 || kind == K_Q5_1;
 }
 
-/* 16 bytes of nibbles -> 32 values 0..15 in element order. */
+/* 16 bytes of nibbles -> 32 values 0..15 in element order: the bytes in
+ * both halves, the upper half shifted down 4 (one variable shift, no
+ * cross-lane insert). */
 INLINE __m256i nibbles(const uint8_t *qs) {
-    __m128i v = _mm_loadu_si128((const __m128i *)qs);
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0xf));
+    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    return _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)),
+                            _mm256_set1_epi8(0xf));
 }
 
 /* Nibbles | the 32 bits of qh << 4: 32 values 0..31. */
@@ -410,10 +413,10 @@ INLINE __m128i q_totals4(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
     return _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
 }
 
-/* A block's 8 lane sums of w * a for one row (kinds without a min). */
-INLINE __m256i q_prod(const uint8_t *bg, __m256i qa, __m256i offa, const int kind) {
-    if (kind == K_Q4_0 || kind == K_Q5_0)
-        return _mm256_sub_epi32(q_lanes(q_block_u(bg, kind), qa), offa);
+/* A block's 8 lane sums of w * a for one row (kinds without a min); Q4_0 /
+ * Q5_0 before the offset, which the caller takes off the row totals. */
+INLINE __m256i q_prod(const uint8_t *bg, __m256i qa, const int kind) {
+    if (kind == K_Q4_0 || kind == K_Q5_0) return q_lanes(q_block_u(bg, kind), qa);
     const __m256i q = q_block(bg, kind);
     return q_lanes(_mm256_sign_epi8(q, q), _mm256_sign_epi8(qa, q));
 }
@@ -438,12 +441,8 @@ INLINE void q_rows(const uint8_t *w, size_t rb, int r, const int G, int nr, cons
         if ((b & 1) == 0) prefetch_ahead(w, rb, r, G, nr, (size_t)b * bs, 2 * (size_t)bs);
         const __m256i qa = _mm256_loadu_si256((const __m256i *)a[b].qs);
         const uint8_t *blk = row + (size_t)b * bs;
-        __m256i offa = _mm256_setzero_si256();
-        if (kind == K_Q4_0 || kind == K_Q5_0)
-            offa =
-                _mm256_slli_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), qa),
-                                                    _mm256_set1_epi16(1)),
-                                  kind == K_Q4_0 ? 3 : 4);
+        /* Q4_0 / Q5_0: the offset (8 / 16) times the activations' sum */
+        const int32_t off = kind == K_Q4_0 ? 8 * a[b].sum : kind == K_Q5_0 ? 16 * a[b].sum : 0;
         __m128 d4;
         if (G == 4) {
             __m128i h = _mm_cvtsi32_si128(avx2_rd16(blk));
@@ -456,12 +455,13 @@ INLINE void q_rows(const uint8_t *w, size_t rb, int r, const int G, int nr, cons
         }
         if (!hm) {
             if (G == 4) {
-                const __m128i tot = q_totals4(
-                    q_prod(blk, qa, offa, kind), q_prod(blk + rb, qa, offa, kind),
-                    q_prod(blk + 2 * rb, qa, offa, kind), q_prod(blk + 3 * rb, qa, offa, kind));
+                const __m128i tot = _mm_sub_epi32(
+                    q_totals4(q_prod(blk, qa, kind), q_prod(blk + rb, qa, kind),
+                              q_prod(blk + 2 * rb, qa, kind), q_prod(blk + 3 * rb, qa, kind)),
+                    _mm_set1_epi32(off));
                 acc4 = _mm_fmadd_ps(_mm_cvtepi32_ps(tot), d4, acc4);
             } else {
-                const int32_t tot = avx2_hsum8i(q_prod(blk, qa, offa, kind));
+                const int32_t tot = avx2_hsum8i(q_prod(blk, qa, kind)) - off;
                 acc4 = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), tot), d4, acc4);
             }
             continue;
