@@ -81,6 +81,12 @@ AVX2 static void quantize_act(const float *x, int64_t n, void *out) {
 
 static const avx2_act act_q8_fmt = {32, act_q8_bytes, quantize_act};
 
+/* Q4_0 / Q5_0's offset (8 / 16) times a block's activation sum, wrapping
+ * (non-finite activations leave any sum) the same way in every path. */
+static inline int32_t act_off(const act_q8 *a, int kind_q4_0) {
+    return (int32_t)((uint32_t)a->sum << (kind_q4_0 ? 3 : 4));
+}
+
 /* Prefetches, for a group of rows [r, r + g) of a tile of nr rows whose
  * reading has reached byte off of each row and goes on by `step` bytes per
  * call: long rows, the bytes PF_DIST past off in the same rows, or once that
@@ -442,7 +448,7 @@ INLINE void q_rows(const uint8_t *w, size_t rb, int r, const int G, int nr, cons
         const __m256i qa = _mm256_loadu_si256((const __m256i *)a[b].qs);
         const uint8_t *blk = row + (size_t)b * bs;
         /* Q4_0 / Q5_0: the offset (8 / 16) times the activations' sum */
-        const int32_t off = kind == K_Q4_0 ? 8 * a[b].sum : kind == K_Q5_0 ? 16 * a[b].sum : 0;
+        const int32_t off = kind == K_Q4_0 || kind == K_Q5_0 ? act_off(&a[b], kind == K_Q4_0) : 0;
         __m128 d4;
         if (G == 4) {
             __m128i h = _mm_cvtsi32_si128(avx2_rd16(blk));
@@ -692,8 +698,7 @@ INLINE void r8_micro(const uint8_t *grp, const act_q8 *const *a, int64_t nb, flo
             }
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++)
-                S[t] = _mm256_sub_epi32(S[t],
-                                        _mm256_set1_epi32((kind == K_Q4_0 ? 8 : 16) * a[t][b].sum));
+                S[t] = _mm256_sub_epi32(S[t], _mm256_set1_epi32(act_off(&a[t][b], kind == K_Q4_0)));
         }
         if (!R8_UNSIGNED(kind)) {
 #pragma GCC unroll 8
