@@ -235,6 +235,17 @@ static void avx2_matmul(tp_pool *pool, const kern_mat *w, const float *x, size_t
     avx2_matmul_n(pool, &mm, 1, x, ldx, n_tok);
 }
 
+static void avx2_get_row(const kern_mat *w, int64_t row, float *out) {
+    const uint8_t *src = (const uint8_t *)w->data + (size_t)row * w->row_bytes;
+    const avx2_type *ty = type_of(w->type);
+    if (ty && ty->dequant)
+        ty->dequant(src, out, w->n_cols);
+    else if (w->type == HT_F32)
+        memcpy(out, src, sizeof(float) * (size_t)w->n_cols);
+    else
+        ht_dequantize_row(w->type, src, out, w->n_cols);
+}
+
 static int avx2_act_block(ht_type t) {
     const avx2_type *ty = type_of(t);
     return ty && ty->act ? ty->act->block : 0;
@@ -245,6 +256,7 @@ const kern_ops kern_ops_avx2 = {
     .matmul = avx2_matmul,
     .matmul_n = avx2_matmul_n,
     .act_block = avx2_act_block,
+    .get_row = avx2_get_row,
     .rmsnorm = kern_avx2_rmsnorm,
     .softmax = kern_avx2_softmax,
     .swiglu = kern_avx2_swiglu,

@@ -49,6 +49,9 @@ typedef struct avx2_type {
     int max_tokens; /* the most tokens */
     /* scratch bytes one thread needs for a tile of max_rows rows of n_cols, or NULL: none */
     size_t (*scratch_bytes)(int64_t n_cols);
+    /* a row of n_cols as F32, bitwise what ht_dequantize_row writes (the
+     * same products and differences in the same order), or NULL: that */
+    void (*dequant)(const uint8_t *src, float *out, int64_t n_cols);
 } avx2_type;
 
 /* NULL where the file does not handle the type. */

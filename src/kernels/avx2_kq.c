@@ -540,18 +540,69 @@ static size_t k_scratch_bytes(int64_t n) {
 #define MAX_ROWS   64
 #define MAX_TOKENS 64
 
-#define K_TILE(name, ty)                                                                           \
+/* ---- rows as F32 (embedding rows, MLA's attn_kv_b rows) ---------------- */
+
+/* 8 values v[0..8) (unsigned bytes) as F32 times f, minus m (Q4_K / Q5_K:
+ * the reference's d * sc * q - dmin * m with d * sc and dmin * m rounded
+ * first) or times f alone (m NULL: Q6_K's (d * sc) * (q - 32)). */
+AVX2 static inline AI void k_deq8(const uint8_t *v, int off, __m256 f, const __m256 *m, float *y) {
+    __m256i q = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)v));
+    if (off) q = _mm256_sub_epi32(q, _mm256_set1_epi32(off));
+    __m256 x = _mm256_mul_ps(_mm256_cvtepi32_ps(q), f);
+    if (m) x = _mm256_sub_ps(x, *m);
+    _mm256_storeu_ps(y, x);
+}
+
+AVX2 static inline AI void k_dequant(const int ty, const uint8_t *src, float *y, int64_t n) {
+    const int bb = k_block_bytes[ty];
+    for (int64_t s = 0; s < n / 256; s++, src += bb, y += 256) {
+        k_sb sb;
+        k_decode(ty, src, &sb);
+        uint8_t q[256];
+        UNROLL
+        for (int j = 0; j < 8; j++) _mm256_storeu_si256((__m256i *)(q + 32 * j), sb.q[j]);
+        if (K_FLOAT_SCALES(ty)) {
+            float dsc[8], dmn[8];
+            _mm256_storeu_ps(dsc, sb.dsc);
+            _mm256_storeu_ps(dmn, sb.dmn);
+            for (int j = 0; j < 8; j++) {
+                const __m256 f = _mm256_set1_ps(dsc[j]), m = _mm256_set1_ps(dmn[j]);
+                UNROLL
+                for (int k = 0; k < 4; k++)
+                    k_deq8(q + 32 * j + 8 * k, 0, f, &m, y + 32 * j + 8 * k);
+            }
+        } else { /* Q6_K: 16 int8 scales at byte 192 */
+            for (int g = 0; g < 16; g++) {
+                const __m256 f = _mm256_set1_ps(sb.d * (float)(int8_t)src[192 + g]);
+                k_deq8(q + 16 * g, 32, f, NULL, y + 16 * g);
+                k_deq8(q + 16 * g + 8, 32, f, NULL, y + 16 * g + 8);
+            }
+        }
+    }
+}
+
+#define K_TILE(name, ty, deq)                                                                      \
     AVX2 static void name(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,          \
                           size_t act_stride, int nt, int64_t n, float *y, size_t ldy,              \
                           uint8_t *scratch) {                                                      \
         k_tile(ty, w, row_bytes, nr, act, act_stride, nt, n, y, ldy, scratch);                     \
     }                                                                                              \
-    static const avx2_type type_##name = {&act_k_fmt, name, MAX_ROWS, MAX_TOKENS, k_scratch_bytes};
-K_TILE(tile_q2_K, K_Q2)
-K_TILE(tile_q3_K, K_Q3)
-K_TILE(tile_q4_K, K_Q4)
-K_TILE(tile_q5_K, K_Q5)
-K_TILE(tile_q6_K, K_Q6)
+    static const avx2_type type_##name = {&act_k_fmt,      name, MAX_ROWS, MAX_TOKENS,             \
+                                          k_scratch_bytes, deq};
+AVX2 static void deq_q4_K(const uint8_t *src, float *y, int64_t n) {
+    k_dequant(K_Q4, src, y, n);
+}
+AVX2 static void deq_q5_K(const uint8_t *src, float *y, int64_t n) {
+    k_dequant(K_Q5, src, y, n);
+}
+AVX2 static void deq_q6_K(const uint8_t *src, float *y, int64_t n) {
+    k_dequant(K_Q6, src, y, n);
+}
+K_TILE(tile_q2_K, K_Q2, NULL)
+K_TILE(tile_q3_K, K_Q3, NULL)
+K_TILE(tile_q4_K, K_Q4, deq_q4_K)
+K_TILE(tile_q5_K, K_Q5, deq_q5_K)
+K_TILE(tile_q6_K, K_Q6, deq_q6_K)
 
 const avx2_type *avx2_kq_type(ht_type t) {
     switch (t) {

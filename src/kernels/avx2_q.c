@@ -805,15 +805,37 @@ TILE_Q(tile_iq4_nl, K_IQ4_NL)
 TILE_Q(tile_q4_1, K_Q4_1)
 TILE_Q(tile_q5_1, K_Q5_1)
 
-static const avx2_type type_f32 = {NULL, tile_f32, MAX_ROWS, MAX_TOKENS, f_scratch};
-static const avx2_type type_f16 = {NULL, tile_f16, MAX_ROWS, MAX_TOKENS, f_scratch};
-static const avx2_type type_bf16 = {NULL, tile_bf16, MAX_ROWS, MAX_TOKENS, f_scratch};
-static const avx2_type type_q8_0 = {&act_q8_fmt, tile_q8_0, MAX_ROWS, MAX_TOKENS, q_scratch};
-static const avx2_type type_q4_0 = {&act_q8_fmt, tile_q4_0, MAX_ROWS, MAX_TOKENS, q_scratch};
-static const avx2_type type_q5_0 = {&act_q8_fmt, tile_q5_0, MAX_ROWS, MAX_TOKENS, q_scratch};
-static const avx2_type type_iq4_nl = {&act_q8_fmt, tile_iq4_nl, MAX_ROWS, MAX_TOKENS, q_scratch};
-static const avx2_type type_q4_1 = {&act_q8_fmt, tile_q4_1, MAX_ROWS, MAX_TOKENS, q_scratch};
-static const avx2_type type_q5_1 = {&act_q8_fmt, tile_q5_1, MAX_ROWS, MAX_TOKENS, q_scratch};
+/* Rows as F32, bitwise as the reference: F16 converted (exact), Q8_0 as
+ * d * q (exact in F32). */
+AVX2 static void deq_f16(const uint8_t *src, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, ld_w8(src, i, W_F16));
+    for (; i < n; i++) y[i] = w_at(src, i, W_F16);
+}
+
+AVX2 static void deq_q8_0(const uint8_t *src, float *y, int64_t n) {
+    for (int64_t b = 0; b < n / 32; b++, src += 34, y += 32) {
+        const __m256 d = _mm256_set1_ps(avx2_f16(avx2_rd16(src)));
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            const __m256i q =
+                _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(src + 2 + 8 * k)));
+            _mm256_storeu_ps(y + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
+        }
+    }
+}
+
+static const avx2_type type_f32 = {NULL, tile_f32, MAX_ROWS, MAX_TOKENS, f_scratch, NULL};
+static const avx2_type type_f16 = {NULL, tile_f16, MAX_ROWS, MAX_TOKENS, f_scratch, deq_f16};
+static const avx2_type type_bf16 = {NULL, tile_bf16, MAX_ROWS, MAX_TOKENS, f_scratch, NULL};
+static const avx2_type type_q8_0 = {&act_q8_fmt, tile_q8_0, MAX_ROWS,
+                                    MAX_TOKENS,  q_scratch, deq_q8_0};
+static const avx2_type type_q4_0 = {&act_q8_fmt, tile_q4_0, MAX_ROWS, MAX_TOKENS, q_scratch, NULL};
+static const avx2_type type_q5_0 = {&act_q8_fmt, tile_q5_0, MAX_ROWS, MAX_TOKENS, q_scratch, NULL};
+static const avx2_type type_iq4_nl = {&act_q8_fmt, tile_iq4_nl, MAX_ROWS,
+                                      MAX_TOKENS,  q_scratch,   NULL};
+static const avx2_type type_q4_1 = {&act_q8_fmt, tile_q4_1, MAX_ROWS, MAX_TOKENS, q_scratch, NULL};
+static const avx2_type type_q5_1 = {&act_q8_fmt, tile_q5_1, MAX_ROWS, MAX_TOKENS, q_scratch, NULL};
 
 const avx2_type *avx2_q_type(ht_type t) {
     switch (t) {

@@ -174,6 +174,10 @@ void kern_attention(tp_pool *pool, const kern_attn *a) {
 
 void kern_get_row(const kern_mat *w, int64_t row, float *out) {
     if (COUNTING()) count(w->row_bytes);
+    if (ops()->get_row) {
+        ops()->get_row(w, row, out);
+        return;
+    }
     const uint8_t *src = (const uint8_t *)w->data + (size_t)row * w->row_bytes;
     if (w->type == HT_F32)
         memcpy(out, src, sizeof(float) * (size_t)w->n_cols);

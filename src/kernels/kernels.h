@@ -197,6 +197,8 @@ typedef struct kern_ops {
     void (*matmul_n)(tp_pool *pool, const kern_mm *mm, int n_mm, const float *x, size_t ldx,
                      int n_tok);
     int (*act_block)(ht_type t); /* NULL: 0 for every type */
+    /* kern_get_row; NULL: the reference (dequantize_row). Bitwise the same. */
+    void (*get_row)(const kern_mat *w, int64_t row, float *out);
     void (*rmsnorm)(float *y, const float *x, const float *w, int n, int n_tok, float eps);
     void (*softmax)(float *x, int n);
     void (*swiglu)(float *out, const float *gate, const float *up, int64_t n);

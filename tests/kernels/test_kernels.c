@@ -396,6 +396,31 @@ static void test_dispatch(void **state) {
     assert_int_equal(kern_select(before, &err), 0);
 }
 
+/* kern_get_row (embedding rows, MLA's attn_kv_b rows) gives bitwise what
+ * ht_dequantize_row gives, for every type, in every variant. */
+static void test_get_row(void **state) {
+    (void)state;
+    for (size_t k = 0; k < sizeof(ktu_layouts) / sizeof(ktu_layouts[0]); k++) {
+        const ht_type type = ktu_layouts[k].type;
+        const int64_t C = 512, R = 5;
+        size_t rb;
+        void *wd = ktu_random_matrix(type, C, R, &rb);
+        assert_non_null(wd);
+        kern_mat w;
+        hearth_err err;
+        assert_int_equal(kern_mat_init(&w, type, C, R, wd, &err), 0);
+        float got[512], want[512];
+        for (int64_t r = 0; r < R; r++) {
+            kern_get_row(&w, r, got);
+            ht_dequantize_row(type, (const uint8_t *)wd + (size_t)r * rb, want, C);
+            if (memcmp(got, want, sizeof got))
+                fail_msg("%s: row %lld differs from dequantize_row", ht_type_get(type)->name,
+                         (long long)r);
+        }
+        free(wd);
+    }
+}
+
 static int use_ref(void **state) {
     (void)state;
     return kern_select("ref", NULL);
@@ -407,7 +432,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_n), cmocka_unit_test(test_mat_init_errors),
         cmocka_unit_test(test_rmsnorm),  cmocka_unit_test(test_softmax_swiglu_add),
         cmocka_unit_test(test_rope),     cmocka_unit_test(test_attention),
-        cmocka_unit_test(test_dispatch),
+        cmocka_unit_test(test_dispatch), cmocka_unit_test(test_get_row),
     };
     /* The default variant first, then ref (the same when no fast variant exists). */
     ktu_seed(88172645463325252ull);
