@@ -115,7 +115,7 @@ typedef struct ds2_scratch {
     float *wts;   /* [B][n_used] expert weights */
     float *rs;    /* [2*n_expert + n_group] routing scratch */
     float *attn;  /* [n_threads][n_ctx] attention scratch */
-    float *row;   /* [n_threads][kv_lora_rank] a dequantized attn_kv_b row */
+    float *row;   /* [n_threads][n_nope][kv_lora_rank] a head's attn_kv_b rows, dequantized */
     int *ids;     /* [B][n_used] chosen experts */
     int *e_start; /* [n_expert + 1] offsets into e_list */
     int *e_list;  /* [B*n_used] (token * n_used + k), grouped by expert */
@@ -547,7 +547,8 @@ static int ds2_ctx_init(model_ctx *c, hearth_err *err) {
         !(s->wts = model_ctx_floats(c, mul(B, nu), err)) ||
         !(s->rs = model_ctx_floats(c, 3 * nx, err)) ||
         !(s->attn = model_ctx_floats(c, mul(nt, (size_t)c->n_ctx), err)) ||
-        !(s->row = model_ctx_floats(c, mul(nt, kvr), err)) ||
+        !(s->row =
+              model_ctx_floats(c, mul(nt, mul(w->split_kv_b ? 1 : (size_t)w->n_nope, kvr)), err)) ||
         !(s->ids = ds2_ints(c, mul(B, nu), err)) || !(s->e_start = ds2_ints(c, nx + 1, err)) ||
         !(s->e_list = ds2_ints(c, mul(B, nu), err)) ||
         !(s->em = ds2_alloc(c, 3 * nu, sizeof(kern_mat), err)) ||
@@ -599,14 +600,18 @@ static void ds2_absorb_task(void *ctx, int h, int thread) {
         kern_matmul(NULL, &kb, q, ldq, qm, ldm, a->n_tok);
         return;
     }
-    /* attn_kv_b rows h*(nope+v) + d are W_kb,h[d][:]; sum them weighted by q_nope[d]. */
-    float *row = a->s->row + (size_t)thread * kvr;
-    for (int t = 0; t < a->n_tok; t++) memset(qm + (size_t)t * ldm, 0, sizeof(float) * kvr);
+    /* attn_kv_b rows h*(nope+v) + d are W_kb,h[d][:]; sum them weighted by
+     * q_nope[d], in d order, token by token (the head's rows stay in cache,
+     * and each element's sum is the same in a batch as alone). */
+    float *rows = a->s->row + (size_t)thread * (size_t)w->n_nope * kvr;
     const int64_t base = (int64_t)h * (w->n_nope + w->head_v);
-    for (int d = 0; d < w->n_nope; d++) {
-        kern_get_row(&a->L->wkv_b, base + d, row);
-        for (int t = 0; t < a->n_tok; t++)
-            ds2_axpy(qm + (size_t)t * ldm, row, q[(size_t)t * ldq + (size_t)d], kvr);
+    for (int d = 0; d < w->n_nope; d++)
+        kern_get_row(&a->L->wkv_b, base + d, rows + (size_t)d * kvr);
+    for (int t = 0; t < a->n_tok; t++) {
+        float *qt = qm + (size_t)t * ldm;
+        memset(qt, 0, sizeof(float) * kvr);
+        for (int d = 0; d < w->n_nope; d++)
+            ds2_axpy(qt, rows + (size_t)d * kvr, q[(size_t)t * ldq + (size_t)d], kvr);
     }
 }
 
