@@ -27,19 +27,21 @@
 #define MAX_CTX (1 << 20)
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: hearth imatrix -m MODEL.gguf -f TEXT [-o OUT.gguf] [-c CTX] [--chunks N]\n"
-                 "                      [-t N] [--process-output]\n"
-                 "\n"
-                 "Measures which weight columns matter on TEXT (the mean squared activation\n"
-                 "each meets) for hearth quantize --imatrix. The file is the GGUF imatrix that\n"
-                 "llama.cpp's llama-imatrix writes.\n"
-                 "  -m FILE              model (GGUF; F32, F16 or BF16 is best)\n"
-                 "  -f FILE              calibration text\n"
-                 "  -o FILE              output (default imatrix.gguf)\n"
-                 "  -c N                 tokens per chunk (default 512)\n"
-                 "  --chunks N           use at most N chunks (default: all)\n"
-                 "  -t N                 threads (default: online CPUs)\n"
-                 "  --process-output     include output.weight (llama.cpp leaves it out too)\n");
+    fprintf(
+        out,
+        "usage: hearth imatrix -m MODEL.gguf -f TEXT [-o OUT.gguf] [-c CTX] [--chunks N]\n"
+        "                      [-t N] [--process-output]\n"
+        "\n"
+        "Measures which weight columns matter on TEXT (the mean squared activation\n"
+        "each meets) for hearth quantize --imatrix. The file is the GGUF imatrix that\n"
+        "llama.cpp's llama-imatrix writes.\n"
+        "  -m FILE              model (GGUF; F32, F16 or BF16 is best)\n"
+        "  -f FILE              calibration text\n"
+        "  -o FILE              output (default imatrix.gguf)\n"
+        "  -c N                 tokens per chunk (default 512)\n"
+        "  --chunks N           use at most N chunks (default: all)\n"
+        "  -t N                 threads (default: online CPUs)\n"
+        "  --process-output     include output.weight (left out by default, as llama.cpp does)\n");
 }
 
 typedef struct opts {
