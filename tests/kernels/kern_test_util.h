@@ -10,19 +10,15 @@
 #include <string.h>
 
 #include "tensor/types.h"
-
-static uint64_t ktu_state = 0x9e3779b97f4a7c15ull;
+#include "test_rng.h"
 
 /* seed must not be 0 (xorshift would stay at 0) */
 static inline void ktu_seed(uint64_t seed) {
-    ktu_state = seed ? seed : 0x9e3779b97f4a7c15ull;
+    trng_seed(seed);
 }
 
 static inline double ktu_urand(void) { /* [0, 1) */
-    ktu_state ^= ktu_state << 13;
-    ktu_state ^= ktu_state >> 7;
-    ktu_state ^= ktu_state << 17;
-    return (double)(ktu_state >> 11) / 9007199254740992.0;
+    return trng_urand();
 }
 
 static inline float ktu_frand(void) { /* [-1, 1) */

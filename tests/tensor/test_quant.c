@@ -13,20 +13,7 @@
 
 #include "tensor/types.h"
 
-static uint64_t rng = 88172645463325252ull;
-static uint64_t next(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-static double urand(void) {
-    return (double)(next() >> 11) * (1.0 / 9007199254740992.0);
-}
-static float gauss(void) {
-    double u = urand() + 1e-12, v = urand();
-    return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
-}
+#include "test_rng.h"
 
 enum { N = 256 * 64 };
 
@@ -62,7 +49,7 @@ static void test_round_trip_bounds(void **state) {
     (void)state;
     float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
     uint8_t *q = malloc(N * 4);
-    for (int i = 0; i < N; i++) x[i] = 0.02f * gauss();
+    for (int i = 0; i < N; i++) x[i] = 0.02f * trng_gauss();
     double rel[HT_TYPE_COUNT] = {0};
     for (size_t k = 0; k < sizeof bounds / sizeof *bounds; k++) {
         rel[bounds[k].t] = round_trip(bounds[k].t, x, y, q);
@@ -77,7 +64,7 @@ static void test_round_trip_bounds(void **state) {
     assert_true(rel[HT_Q6_K] > rel[HT_Q8_0] && rel[HT_Q4_0] > rel[HT_Q5_0]);
     /* Shifted data: the formats with a min (q4_1, q5_1, K-quants) handle an
      * offset, the symmetric ones pay for it. */
-    for (int i = 0; i < N; i++) x[i] = 1.0f + 0.02f * gauss();
+    for (int i = 0; i < N; i++) x[i] = 1.0f + 0.02f * trng_gauss();
     assert_true(round_trip(HT_Q4_1, x, y, q) < round_trip(HT_Q4_0, x, y, q));
     /* All zeros stay zeros. */
     memset(x, 0, N * sizeof *x);
@@ -257,11 +244,11 @@ static void test_layouts_per_element(void **state) {
     for (size_t f = 0; f < sizeof fmts / sizeof *fmts; f++) {
         const ht_type_info *ti = ht_type_get(fmts[f].t);
         for (int trial = 0; trial < 50; trial++) {
-            for (size_t i = 0; i < sizeof blk; i++) blk[i] = (uint8_t)next();
+            for (size_t i = 0; i < sizeof blk; i++) blk[i] = (uint8_t)trng_next();
             for (int b = 0; b < 4; b++)
                 for (int s = 0; s < 2; s++)
                     if (fmts[f].f16_at[s] >= 0) {
-                        uint16_t v = ht_f32_to_f16((float)(urand() * 0.01 + 1e-4));
+                        uint16_t v = ht_f32_to_f16((float)(trng_urand() * 0.01 + 1e-4));
                         memcpy(blk + b * ti->type_size + fmts[f].f16_at[s], &v, 2);
                     }
             ht_dequantize_row(fmts[f].t, blk, y, 4 * ti->block_size);
@@ -278,6 +265,7 @@ static void test_layouts_per_element(void **state) {
 }
 
 int main(void) {
+    trng_seed(88172645463325252ull);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_bounds), cmocka_unit_test(test_q8_0_known_bytes),
         cmocka_unit_test(test_q4_0_known_bytes),  cmocka_unit_test(test_quantize_rejects),

@@ -15,20 +15,7 @@
 
 #include "tensor/types.h"
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint64_t next(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-static double urand(void) {
-    return (double)(next() >> 11) * (1.0 / 9007199254740992.0);
-}
-static float gauss(void) {
-    double u = urand() + 1e-12, v = urand();
-    return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
-}
+#include "test_rng.h"
 
 enum { N = 4096, ROWS = 12 };
 
@@ -58,16 +45,16 @@ static size_t row_bytes(ht_type t, int64_t n) {
 /* Gaussian weights with a few outliers. */
 static void weights_row(float *x, int n) {
     for (int i = 0; i < n; i++) {
-        x[i] = 0.02f * gauss();
-        if (next() % 100 == 0) x[i] *= 6;
+        x[i] = 0.02f * trng_gauss();
+        if (trng_next() % 100 == 0) x[i] *= 6;
     }
 }
 
 /* Log-uniform over 4 orders of magnitude, 2% of columns 100x hotter. */
 static void spread_imat(float *im, int n) {
     for (int i = 0; i < n; i++) {
-        im[i] = (float)pow(10.0, 4 * urand() - 2);
-        if (next() % 50 == 0) im[i] *= 100;
+        im[i] = (float)pow(10.0, 4 * trng_urand() - 2);
+        if (trng_next() % 50 == 0) im[i] *= 100;
     }
 }
 
@@ -87,7 +74,7 @@ static void test_null_imat_is_reference(void **state) {
     uint8_t *a = malloc(N * 4), *b = malloc(N * 4);
     for (int r = 0; r < 6; r++) {
         for (int i = 0; i < N; i++) {
-            float v = gauss();
+            float v = trng_gauss();
             switch (r) {
             case 0:
                 x[i] = 0.02f * v;
@@ -102,7 +89,7 @@ static void test_null_imat_is_reference(void **state) {
                 x[i] = 1e30f * v;
                 break; /* huge */
             case 4:
-                x[i] = (float)ldexp(v, (int)(next() % 60) - 30);
+                x[i] = (float)ldexp(v, (int)(trng_next() % 60) - 30);
                 break;
             default:
                 x[i] = 1.0f + 0.01f * v;
@@ -207,7 +194,7 @@ static void test_fallback_blocks(void **state) {
         assert_int_equal(ht_quantize_row_w(t, x, b, N, im), 0);
         assert_memory_equal(a, b, sz);
         spread_imat(im, N);
-        for (int i = 0; i < N; i += 32) x[i + (int)(next() % 32)] = i % 64 ? NAN : -INFINITY;
+        for (int i = 0; i < N; i += 32) x[i + (int)(trng_next() % 32)] = i % 64 ? NAN : -INFINITY;
         assert_int_equal(ht_quantize_row(t, x, a, N), 0);
         assert_int_equal(ht_quantize_row_w(t, x, b, N, im), 0);
         assert_memory_equal(a, b, sz);
@@ -229,7 +216,7 @@ static void test_hostile_imat(void **state) {
             weights_row(x, N);
             spread_imat(im, N);
             for (int i = 0; i < N; i++) {
-                switch (next() % 16) {
+                switch (trng_next() % 16) {
                 case 0:
                     im[i] = NAN;
                     break;
@@ -287,7 +274,7 @@ static void test_extreme_inputs(void **state) {
     for (size_t k = 0; k < sizeof weighted / sizeof *weighted; k++) {
         ht_type t = weighted[k].t;
         for (size_t m = 0; m < sizeof mags / sizeof *mags; m++) {
-            for (int i = 0; i < N; i++) x[i] = mags[m] * gauss();
+            for (int i = 0; i < N; i++) x[i] = mags[m] * trng_gauss();
             spread_imat(im, N);
             assert_int_equal(ht_quantize_row_w(t, x, q, N, im), 0);
             if (mags[m] > 1e4f) continue; /* F16 scales overflow, as in the reference */
@@ -325,8 +312,9 @@ static void test_f16_limit(void **state) {
     for (size_t k = 0; k < sizeof weighted / sizeof *weighted; k++) {
         ht_type t = weighted[k].t;
         for (size_t m = 0; m < sizeof amax / sizeof *amax; m++) {
-            for (int i = 0; i < N; i++) x[i] = amax[m] * (float)(2 * urand() - 1);
-            for (int i = 0; i < N; i += 32) x[i + (int)(next() % 32)] = i % 64 ? amax[m] : -amax[m];
+            for (int i = 0; i < N; i++) x[i] = amax[m] * (float)(2 * trng_urand() - 1);
+            for (int i = 0; i < N; i += 32)
+                x[i + (int)(trng_next() % 32)] = i % 64 ? amax[m] : -amax[m];
             spread_imat(im, N);
             assert_int_equal(ht_quantize_row(t, x, q, N), 0);
             ht_dequantize_row(t, q, y, N);
