@@ -1106,6 +1106,28 @@ static void w_fill_zero_groups(int n, int gs, float *w) {
     }
 }
 
+/* The inverse scale sgn * (nmax + 0.1k) / max, |k| <= ntry, whose levels
+ * (rounded, clamped to [lo, hi]) have the best weighted least-squares fit
+ * (largest sum(w x l)^2 / sum(w l^2)); the first of equals, sgn * nmax / max
+ * when none fits. */
+static float wbest_iscale(int n, const float *x, const float *w, float sgn, int nmax, float max,
+                          int ntry, int lo, int hi) {
+    float best = -1, best_is = sgn * nmax / max;
+    for (int k = -ntry; k <= ntry; k++) {
+        float iscale = sgn * (nmax + 0.1f * k) / max, sumlx = 0, suml2 = 0;
+        for (int i = 0; i < n; i++) {
+            int l = clampi(nearest_int(iscale * x[i]), lo, hi);
+            sumlx += w[i] * x[i] * l;
+            suml2 += w[i] * l * l;
+        }
+        if (suml2 > 0 && sumlx * sumlx / suml2 > best) {
+            best = sumlx * sumlx / suml2;
+            best_is = iscale;
+        }
+    }
+    return best_is;
+}
+
 /* Weighted symmetric fit x ~ s*l, l in -nmax..nmax-1 (L gets l): tries the
  * inverse scales -(nmax + 0.1k)/max, |k| <= ntry, each with its weighted
  * least-squares s, keeps the best, then moves single levels while that lowers
@@ -1118,20 +1140,7 @@ static float wfit_sym(int n, int nmax, int ntry, const float *x, const float *w,
         memset(L, 0, (size_t)n);
         return 0.f;
     }
-    float best = -1, best_is = -nmax / max;
-    for (int k = -ntry; k <= ntry; k++) {
-        float iscale = -(nmax + 0.1f * k) / max;
-        float sumlx = 0, suml2 = 0;
-        for (int i = 0; i < n; i++) {
-            int l = clampi(nearest_int(iscale * x[i]), -nmax, nmax - 1);
-            sumlx += w[i] * x[i] * l;
-            suml2 += w[i] * l * l;
-        }
-        if (suml2 > 0 && sumlx * sumlx / suml2 > best) {
-            best = sumlx * sumlx / suml2;
-            best_is = iscale;
-        }
-    }
+    const float best_is = wbest_iscale(n, x, w, -1.f, nmax, max, ntry, -nmax, nmax - 1);
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {
         int l = clampi(nearest_int(best_is * x[i]), -nmax, nmax - 1);
@@ -1253,19 +1262,7 @@ static float wfit_pos(int n, int nmax, const float *v, const float *W, uint8_t *
         memset(L, 0, (size_t)n);
         return 0.f;
     }
-    float best = -1, best_is = nmax / max;
-    for (int k = -W_K_TRY; k <= W_K_TRY; k++) {
-        float iscale = (nmax + 0.1f * k) / max, sumlx = 0, suml2 = 0;
-        for (int i = 0; i < n; i++) {
-            int l = clampi(nearest_int(iscale * v[i]), 0, nmax);
-            sumlx += W[i] * v[i] * l;
-            suml2 += W[i] * l * l;
-        }
-        if (suml2 > 0 && sumlx * sumlx / suml2 > best) {
-            best = sumlx * sumlx / suml2;
-            best_is = iscale;
-        }
-    }
+    const float best_is = wbest_iscale(n, v, W, 1.f, nmax, max, W_K_TRY, 0, nmax);
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {
         L[i] = (uint8_t)clampi(nearest_int(best_is * v[i]), 0, nmax);
