@@ -776,6 +776,72 @@ static float group_scale_min(int n, int nmax, const float *x, const float *w, ui
     return scale;
 }
 
+/* Level packing, shared by the reference and the weighted quantizers. */
+
+/* QK_K levels 0..3: element 128h + 32p + l -> bits 2p of qs[32h + l]. */
+static void pack_2bit(uint8_t *qs, const uint8_t *L) {
+    for (int j = 0; j < QK_K; j += 128)
+        for (int l = 0; l < 32; l++)
+            qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) |
+                                      (L[j + l + 96] << 6));
+}
+
+/* Q3_K levels 0..7: the high bit of element j goes to hmask[j % 32], bit
+ * j / 32, and L keeps 0..3. */
+static void pack_q3_hmask(uint8_t *hmask, int8_t *L) {
+    memset(hmask, 0, QK_K / 8);
+    for (int j = 0; j < QK_K; j++) {
+        if (L[j] > 3) {
+            hmask[j % 32] |= (uint8_t)(1 << (j / 32));
+            L[j] -= 4;
+        }
+    }
+}
+
+/* Q3_K's 16 6-bit scales l[j] (0..63) into 12 bytes. */
+static void pack_q3_scales(uint8_t *scales, const int *l) {
+    memset(scales, 0, 12);
+    for (int j = 0; j < QK_K / 16; j++) {
+        if (j < 8)
+            scales[j] = (uint8_t)(l[j] & 0xf);
+        else
+            scales[j - 8] |= (uint8_t)((l[j] & 0xf) << 4);
+        scales[j % 4 + 8] |= (uint8_t)((l[j] >> 4) << (2 * (j / 4)));
+    }
+}
+
+/* Q4_K levels 0..15: sub-blocks 2i, 2i+1 share bytes 32i.. (low, high nibble). */
+static void pack_q4_K(uint8_t *qs, const uint8_t *L) {
+    for (int j = 0; j < QK_K; j += 64)
+        for (int l = 0; l < 32; l++) qs[j / 2 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+}
+
+/* Q5_K levels 0..31: Q4_K's nibbles, the fifth bits in qh. */
+static void pack_q5_K(uint8_t *qs, uint8_t *qh, const uint8_t *L) {
+    memset(qh, 0, QK_K / 8);
+    uint8_t m1 = 1, m2 = 2;
+    for (int n = 0; n < QK_K; n += 64, m1 <<= 2, m2 <<= 2) {
+        for (int j = 0; j < 32; j++) {
+            int l1 = L[n + j], l2 = L[n + j + 32];
+            if (l1 > 15) l1 -= 16, qh[j] |= m1;
+            if (l2 > 15) l2 -= 16, qh[j] |= m2;
+            qs[n / 2 + j] = (uint8_t)(l1 | (l2 << 4));
+        }
+    }
+}
+
+/* Q6_K levels 0..63: low nibbles in ql, top 2 bits in qh. */
+static void pack_q6_K(uint8_t *ql, uint8_t *qh, const int8_t *L) {
+    for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32) {
+        for (int l = 0; l < 32; l++) {
+            int q1 = L[j + l], q2 = L[j + l + 32], q3 = L[j + l + 64], q4 = L[j + l + 96];
+            ql[l] = (uint8_t)((q1 & 0xf) | ((q3 & 0xf) << 4));
+            ql[l + 32] = (uint8_t)((q2 & 0xf) | ((q4 & 0xf) << 4));
+            qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+        }
+    }
+}
+
 static void q_q2_K(const float *x, void *dst, int64_t nb) {
     uint8_t L[QK_K], Laux[16];
     float w[16], mins[QK_K / 16], scales[QK_K / 16];
@@ -813,10 +879,7 @@ static void q_q2_K(const float *x, void *dst, int64_t nb) {
             for (int ii = 0; ii < 16; ii++)
                 L[16 * j + ii] = (uint8_t)clampi(nearest_int((x[16 * j + ii] + dm) / d), 0, 3);
         }
-        for (int j = 0; j < QK_K; j += 128)
-            for (int l = 0; l < 32; l++)
-                b.qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) |
-                                            (L[j + l + 96] << 6));
+        pack_2bit(b.qs, L);
         memcpy((uint8_t *)dst + i * sizeof b, &b, sizeof b);
     }
 }
@@ -834,14 +897,10 @@ static void q_q3_K(const float *x, void *dst, int64_t nb) {
         memset(b.scales, 0, sizeof b.scales);
         if (max_scale) {
             float iscale = -32.f / max_scale;
-            for (int j = 0; j < QK_K / 16; j++) {
-                int l = clampi(nearest_int(iscale * scales[j]), -32, 31) + 32;
-                if (j < 8)
-                    b.scales[j] = (uint8_t)(l & 0xf);
-                else
-                    b.scales[j - 8] |= (uint8_t)((l & 0xf) << 4);
-                b.scales[j % 4 + 8] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
-            }
+            int l6[QK_K / 16];
+            for (int j = 0; j < QK_K / 16; j++)
+                l6[j] = clampi(nearest_int(iscale * scales[j]), -32, 31) + 32;
+            pack_q3_scales(b.scales, l6);
             put_f16(&b.d, 1 / iscale);
         } else {
             put_f16(&b.d, 0.f);
@@ -854,18 +913,8 @@ static void q_q3_K(const float *x, void *dst, int64_t nb) {
             for (int ii = 0; ii < 16; ii++)
                 L[16 * j + ii] = (int8_t)(clampi(nearest_int(x[16 * j + ii] / d), -4, 3) + 4);
         }
-        /* High bit of element j goes to hmask[j % 32], bit j / 32. */
-        memset(b.hmask, 0, sizeof b.hmask);
-        for (int j = 0; j < QK_K; j++) {
-            if (L[j] > 3) {
-                b.hmask[j % 32] |= (uint8_t)(1 << (j / 32));
-                L[j] -= 4;
-            }
-        }
-        for (int j = 0; j < QK_K; j += 128)
-            for (int l = 0; l < 32; l++)
-                b.qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) |
-                                            (L[j + l + 96] << 6));
+        pack_q3_hmask(b.hmask, L);
+        pack_2bit(b.qs, (const uint8_t *)L);
         memcpy((uint8_t *)dst + i * sizeof b, &b, sizeof b);
     }
 }
@@ -929,9 +978,7 @@ static void q_q4_K(const float *x, void *dst, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, x += QK_K) {
         block_q4_K b;
         k_scales_mins(x, 15, -1.f, 0.1f, 20, b.scales, &b.d, &b.dmin, L);
-        for (int j = 0; j < QK_K; j += 64)
-            for (int l = 0; l < 32; l++)
-                b.qs[j / 2 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+        pack_q4_K(b.qs, L);
         memcpy((uint8_t *)dst + i * sizeof b, &b, sizeof b);
     }
 }
@@ -941,16 +988,7 @@ static void q_q5_K(const float *x, void *dst, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, x += QK_K) {
         block_q5_K b;
         k_scales_mins(x, 31, -0.5f, 0.1f, 15, b.scales, &b.d, &b.dmin, L);
-        memset(b.qh, 0, sizeof b.qh);
-        uint8_t m1 = 1, m2 = 2;
-        for (int n = 0; n < QK_K; n += 64, m1 <<= 2, m2 <<= 2) {
-            for (int j = 0; j < 32; j++) {
-                int l1 = L[n + j], l2 = L[n + j + 32];
-                if (l1 > 15) l1 -= 16, b.qh[j] |= m1;
-                if (l2 > 15) l2 -= 16, b.qh[j] |= m2;
-                b.qs[n / 2 + j] = (uint8_t)(l1 | (l2 << 4));
-            }
-        }
+        pack_q5_K(b.qs, b.qh, L);
         memcpy((uint8_t *)dst + i * sizeof b, &b, sizeof b);
     }
 }
@@ -980,16 +1018,7 @@ static void q_q6_K(const float *x, void *dst, int64_t nb) {
             for (int ii = 0; ii < 16; ii++)
                 L[16 * j + ii] = (int8_t)(clampi(nearest_int(x[16 * j + ii] / d), -32, 31) + 32);
         }
-        for (int j = 0; j < QK_K; j += 128) {
-            uint8_t *ql = b.ql + j / 2, *qh = b.qh + j / 4;
-            for (int l = 0; l < 32; l++) {
-                int q1 = L[j + l], q2 = L[j + l + 32], q3 = L[j + l + 64], q4 = L[j + l + 96];
-                ql[l] = (uint8_t)((q1 & 0xf) | ((q3 & 0xf) << 4));
-                ql[l + 32] = (uint8_t)((q2 & 0xf) | ((q4 & 0xf) << 4));
-                qh[l] =
-                    (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
-            }
-        }
+        pack_q6_K(b.ql, b.qh, L);
         memcpy((uint8_t *)dst + i * sizeof b, &b, sizeof b);
     }
 }
@@ -1489,10 +1518,7 @@ static void wq_q2_K(const float *x, float *w, const float *xs, int e, void *dst)
     wk_weights(xs, w, 16);
     wk_asym(x, xs, w, e, 16, 3, 15, -0.5f, 0.1f, 15, ls, lm, &b.d, &b.dmin, L);
     for (int j = 0; j < 16; j++) b.scales[j] = (uint8_t)(ls[j] | (lm[j] << 4));
-    for (int j = 0; j < QK_K; j += 128)
-        for (int l = 0; l < 32; l++)
-            b.qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) |
-                                        (L[j + l + 96] << 6));
+    pack_2bit(b.qs, L);
     memcpy(dst, &b, sizeof b);
 }
 
@@ -1501,27 +1527,12 @@ static void wq_q3_K(const float *x, float *w, const float *xs, int e, void *dst)
     int8_t L[QK_K], ls[16];
     wk_weights(xs, w, 16);
     wk_sym(x, xs, w, e, 4, 32, ls, &b.d, L);
-    memset(b.scales, 0, sizeof b.scales);
-    for (int j = 0; j < 16; j++) {
-        int l = ls[j] + 32;
-        if (j < 8)
-            b.scales[j] = (uint8_t)(l & 0xf);
-        else
-            b.scales[j - 8] |= (uint8_t)((l & 0xf) << 4);
-        b.scales[j % 4 + 8] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
-    }
-    memset(b.hmask, 0, sizeof b.hmask);
-    for (int j = 0; j < QK_K; j++) {
-        L[j] = (int8_t)(L[j] + 4);
-        if (L[j] > 3) {
-            b.hmask[j % 32] |= (uint8_t)(1 << (j / 32));
-            L[j] -= 4;
-        }
-    }
-    for (int j = 0; j < QK_K; j += 128)
-        for (int l = 0; l < 32; l++)
-            b.qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) |
-                                        (L[j + l + 96] << 6));
+    int l6[16];
+    for (int j = 0; j < 16; j++) l6[j] = ls[j] + 32;
+    pack_q3_scales(b.scales, l6);
+    for (int j = 0; j < QK_K; j++) L[j] = (int8_t)(L[j] + 4);
+    pack_q3_hmask(b.hmask, L);
+    pack_2bit(b.qs, (const uint8_t *)L);
     memcpy(dst, &b, sizeof b);
 }
 
@@ -1532,8 +1543,7 @@ static void wq_q4_K(const float *x, float *w, const float *xs, int e, void *dst)
     wk_asym(x, xs, w, e, 32, 15, 63, -1.f, 0.1f, 20, ls, lm, &b.d, &b.dmin, L);
     memset(b.scales, 0, sizeof b.scales);
     k4_pack(b.scales, ls, lm);
-    for (int j = 0; j < QK_K; j += 64)
-        for (int l = 0; l < 32; l++) b.qs[j / 2 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+    pack_q4_K(b.qs, L);
     memcpy(dst, &b, sizeof b);
 }
 
@@ -1544,16 +1554,7 @@ static void wq_q5_K(const float *x, float *w, const float *xs, int e, void *dst)
     wk_asym(x, xs, w, e, 32, 31, 63, -0.5f, 0.1f, 15, ls, lm, &b.d, &b.dmin, L);
     memset(b.scales, 0, sizeof b.scales);
     k4_pack(b.scales, ls, lm);
-    memset(b.qh, 0, sizeof b.qh);
-    uint8_t m1 = 1, m2 = 2;
-    for (int n = 0; n < QK_K; n += 64, m1 <<= 2, m2 <<= 2) {
-        for (int j = 0; j < 32; j++) {
-            int l1 = L[n + j], l2 = L[n + j + 32];
-            if (l1 > 15) l1 -= 16, b.qh[j] |= m1;
-            if (l2 > 15) l2 -= 16, b.qh[j] |= m2;
-            b.qs[n / 2 + j] = (uint8_t)(l1 | (l2 << 4));
-        }
-    }
+    pack_q5_K(b.qs, b.qh, L);
     memcpy(dst, &b, sizeof b);
 }
 
@@ -1562,16 +1563,8 @@ static void wq_q6_K(const float *x, float *w, const float *xs, int e, void *dst)
     int8_t L[QK_K];
     wk_weights(xs, w, 16);
     wk_sym(x, xs, w, e, 32, 128, b.scales, &b.d, L);
-    for (int j = 0; j < QK_K; j += 128) {
-        uint8_t *ql = b.ql + j / 2, *qh = b.qh + j / 4;
-        for (int l = 0; l < 32; l++) {
-            int q1 = L[j + l] + 32, q2 = L[j + l + 32] + 32, q3 = L[j + l + 64] + 32,
-                q4 = L[j + l + 96] + 32;
-            ql[l] = (uint8_t)((q1 & 0xf) | ((q3 & 0xf) << 4));
-            ql[l + 32] = (uint8_t)((q2 & 0xf) | ((q4 & 0xf) << 4));
-            qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
-        }
-    }
+    for (int j = 0; j < QK_K; j++) L[j] = (int8_t)(L[j] + 32);
+    pack_q6_K(b.ql, b.qh, L);
     memcpy(dst, &b, sizeof b);
 }
 
