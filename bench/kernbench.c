@@ -1,6 +1,7 @@
 /* Single-kernel timing: kern_matmul of one benchmark-shaped weight (default
- * 1536 -> 8960, the qwen2-1.5b FFN up) for each weight type, ref and avx2 in
- * the same run, on the calling thread only; reports thread CPU time of the
+ * 1536 -> 8960, the qwen2-1.5b FFN up) for each weight type, each kernel
+ * variant the CPU runs (ref, avx2, avx512, neon; KB_VARIANTS="avx2 avx512" to
+ * choose) in the same run, on the calling thread only; reports thread CPU time of the
  * fastest call (robust on a loaded machine) as GMAC/s and, for one token, GB/s of weights.
  *   cc -O2 -Isrc bench/kernbench.c build-X/src/libhearth_kernels.a
  *      build-X/src/libhearth_tensor.a build-X/src/libhearth_base.a -lm -lpthread
@@ -44,6 +45,18 @@ int main(int argc, char **argv) {
     const char *et = getenv("KB_THREADS");
     tp_pool *pool = et && atoi(et) > 1 ? tp_new(atoi(et), &err) : NULL;
     const char *only = getenv("KB_TYPE"); /* one type by name, e.g. q4_K */
+    /* KB_VARIANTS="avx2 avx512": those kernel variants (default: every one
+     * this CPU runs, ref first) */
+    const char *variants[8] = {"ref", "avx2", "avx512", "neon"};
+    int n_variants = 4;
+    static char vbuf[256];
+    const char *ev = getenv("KB_VARIANTS");
+    if (ev && *ev) {
+        snprintf(vbuf, sizeof vbuf, "%s", ev);
+        n_variants = 0;
+        for (char *tok = strtok(vbuf, " ,"); tok && n_variants < 8; tok = strtok(NULL, " ,"))
+            variants[n_variants++] = tok;
+    }
     for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
         size_t rb;
         if (only && strcmp(only, ht_type_get(types[k])->name) != 0) continue;
@@ -62,8 +75,8 @@ int main(int argc, char **argv) {
         int cur = 0;
         for (int ti = 0; ti < n_toks; ti++) {
             int T = toks[ti];
-            for (int v = 0; v < 2; v++) {
-                if (kern_select(v ? "avx2" : "ref", &err) < 0) continue;
+            for (int v = 0; v < n_variants; v++) {
+                if (kern_select(variants[v], &err) < 0) continue;
                 kern_matmul(pool, &m, x, C, y, R, T); /* warm */
                 /* the fastest of the calls in 0.3 s of CPU time: the least disturbed */
                 double per = 1e30, total = 0;
@@ -78,8 +91,8 @@ int main(int argc, char **argv) {
                     calls++;
                     if (t < per) per = t;
                 }
-                printf("%-5s %-4s T=%-3d %8.3f ms  %7.2f GMAC/s  %6.2f GB/s(w)  mean %6.2f GB/s\n",
-                       ht_type_get(types[k])->name, v ? "avx2" : "ref", T, per * 1e3,
+                printf("%-5s %-6s T=%-3d %8.3f ms  %7.2f GMAC/s  %6.2f GB/s(w)  mean %6.2f GB/s\n",
+                       ht_type_get(types[k])->name, variants[v], T, per * 1e3,
                        (double)C * R * T / per * 1e-9, (double)rb * R / per * 1e-9,
                        (double)rb * R * calls / total * 1e-9);
             }

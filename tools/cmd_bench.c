@@ -351,6 +351,7 @@ static int bench_model(const opts *o) {
         json_object_set_new(js, "size_bytes", json_integer((json_int_t)gguf_file_size(gf)));
         json_object_set_new(js, "n_params", json_integer((json_int_t)n_params));
         json_object_set_new(js, "n_threads", json_integer(model_n_threads(m)));
+        json_object_set_new(js, "kernels", json_string(kern_name()));
         json_object_set_new(js, "repetitions", json_integer(reps));
         for (int i = 0; i < n_tests; i++) {
             json_t *s = json_array();
@@ -414,6 +415,7 @@ static int bench_model(const opts *o) {
         if (n_gen > 0)
             printf("measured B/token: %.3f GB read by the kernels in tg (%+.1f%% of computed)\n",
                    measured / 1e9, 100.0 * (measured - (double)b.total) / (double)b.total);
+        printf("kernels: %s\n", kern_name());
         printf("read bandwidth (%s pages, %d threads, %zu MiB): %.1f GB/s best, %.1f mean\n",
                bw_pages_name(o->bw_pages), bw.n_threads, bw.bytes >> 20, bw.gbs, bw.mean_gbs);
         char ls[32];

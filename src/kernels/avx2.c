@@ -10,7 +10,11 @@
  * tile's weights are read from memory once per call. Types no tile handles
  * run the reference matmul. The other ops are in avx2_ops.c.
  * Functions carry a target attribute, so the file builds without -mavx2 and
- * only runs where the CPU has AVX2. */
+ * only runs where the CPU has AVX2.
+ *
+ * avx512.c builds this file again with HEARTH_VNNI defined: the "avx512"
+ * variant, the same driver and ops over avx512_q.c's tiles (avx2_q.c with
+ * AVX-512 VNNI dot products) and the AVX2 K-quant tiles. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 #include <cpuid.h>
@@ -24,8 +28,20 @@
 #include "kernels/kernels.h"
 #include "kernels/ref.h"
 
+#ifdef HEARTH_VNNI
+#define V_OPS       kern_ops_avx512
+#define V_NAME      "avx512"
+#define V_SUPPORTED kern_avx512_supported
+#define V_Q_TYPE    avx512_q_type
+#else
+#define V_OPS       kern_ops_avx2
+#define V_NAME      "avx2"
+#define V_SUPPORTED kern_avx2_supported
+#define V_Q_TYPE    avx2_q_type
+#endif
+
 static const avx2_type *type_of(ht_type t) {
-    const avx2_type *ty = avx2_q_type(t);
+    const avx2_type *ty = V_Q_TYPE(t);
     return ty ? ty : avx2_kq_type(t);
 }
 
@@ -251,8 +267,8 @@ static int avx2_act_block(ht_type t) {
     return ty && ty->act ? ty->act->block : 0;
 }
 
-const kern_ops kern_ops_avx2 = {
-    .name = "avx2",
+const kern_ops V_OPS = {
+    .name = V_NAME,
     .matmul = avx2_matmul,
     .matmul_n = avx2_matmul_n,
     .act_block = avx2_act_block,
@@ -265,8 +281,10 @@ const kern_ops kern_ops_avx2 = {
 };
 
 /* CPUID: AVX2 (leaf 7 EBX bit 5), FMA (leaf 1 ECX bit 12), F16C (ECX bit
- * 29), and the OS saving YMM state (OSXSAVE, XCR0 bits 1-2). */
-bool kern_avx2_supported(void) {
+ * 29), and the OS saving YMM state (OSXSAVE, XCR0 bits 1-2). avx512 also
+ * needs AVX512F, BW, VL (leaf 7 EBX bits 16, 30, 31), VNNI (ECX bit 11) and
+ * the OS saving the opmask and ZMM state (XCR0 bits 5-7). */
+bool V_SUPPORTED(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
     bool fma = c & (1u << 12), f16c = c & (1u << 29), osxsave = c & (1u << 27);
@@ -275,15 +293,28 @@ bool kern_avx2_supported(void) {
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     if ((lo & 6) != 6) return false;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+#ifdef HEARTH_VNNI
+    const unsigned ebx = (1u << 5) | (1u << 16) | (1u << 30) | (1u << 31);
+    return (b & ebx) == ebx && (c & (1u << 11)) && (lo & 0xe0) == 0xe0;
+#else
     return b & (1u << 5);
+#endif
 }
 
 #else /* not x86-64: no such variant */
 
 #include "kernels/kernels.h"
+#include "kernels/ref.h"
+#ifdef HEARTH_VNNI
+const kern_ops kern_ops_avx512 = {.name = "avx512"};
+bool kern_avx512_supported(void) {
+    return false;
+}
+#else
 const kern_ops kern_ops_avx2 = {.name = "avx2"};
 bool kern_avx2_supported(void) {
     return false;
 }
+#endif
 
 #endif

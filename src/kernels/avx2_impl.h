@@ -56,6 +56,7 @@ typedef struct avx2_type {
 
 /* NULL where the file does not handle the type. */
 const avx2_type *avx2_q_type(ht_type t);
+const avx2_type *avx512_q_type(ht_type t); /* avx512_q.c: the same with VNNI */
 const avx2_type *avx2_kq_type(ht_type t);
 
 /* ---- small shared helpers --------------------------------------------- */

@@ -43,6 +43,35 @@
 
 #include "kernels/avx2_impl.h"
 
+/* Built twice: as the AVX2 variant's tiles (avx2_q_type) and, from
+ * avx512_q.c with HEARTH_VNNI defined, as the avx512 variant's (avx512_q_type):
+ * the same code with AVX-512 VNNI's vpdpbusd in place of maddubs + madd, and
+ * every signed kind (Q8_0, IQ4_NL) in the unsigned form below, so that a
+ * 4-value product is one instruction. The integers are the same, so each
+ * (row, token) value is bitwise the same in both variants (test_avx2q). */
+#if defined(HEARTH_VNNI) && defined(HEARTH_VNNI_EMULATE)
+/* tests/kernels/test_vnni_emu.c: the VNNI tiles on any AVX2 CPU, with
+ * vpdpbusd computed exactly by AVX2 instructions (slowly) */
+#define Q_TYPE_OF avx512emu_q_type
+#define DPBUSD    emu_dpbusd
+AVX2 static inline __m256i emu_dpbusd(__m256i acc, __m256i u, __m256i s) {
+    const __m256i z = _mm256_setzero_si256();
+    /* bytes 0-7 (8-15) of each 128-bit lane widened to 16 bits, pairs summed */
+    const __m256i lo = _mm256_madd_epi16(_mm256_unpacklo_epi8(u, z),
+                                         _mm256_srai_epi16(_mm256_unpacklo_epi8(z, s), 8));
+    const __m256i hi = _mm256_madd_epi16(_mm256_unpackhi_epi8(u, z),
+                                         _mm256_srai_epi16(_mm256_unpackhi_epi8(z, s), 8));
+    return _mm256_add_epi32(acc, _mm256_hadd_epi32(lo, hi)); /* lane j: bytes 4j..4j+3 */
+}
+#elif defined(HEARTH_VNNI)
+#undef AVX2
+#define AVX2      __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define Q_TYPE_OF avx512_q_type
+#define DPBUSD    _mm256_dpbusd_epi32
+#else
+#define Q_TYPE_OF avx2_q_type
+#endif
+
 #define INLINE     AVX2 static inline __attribute__((always_inline))
 #define MAX_ROWS   64 /* rows per tile */
 #define MAX_TOKENS 64 /* tokens per tile */
@@ -80,12 +109,6 @@ AVX2 static void quantize_act(const float *x, int64_t n, void *out) {
 }
 
 static const avx2_act act_q8_fmt = {32, act_q8_bytes, quantize_act};
-
-/* Q4_0 / Q5_0's offset (8 / 16) times a block's activation sum, wrapping
- * (non-finite activations leave any sum) the same way in every path. */
-static inline int32_t act_off(const act_q8 *a, int kind_q4_0) {
-    return (int32_t)((uint32_t)a->sum << (kind_q4_0 ? 3 : 4));
-}
 
 /* Prefetches, for a group of rows [r, r + g) of a tile of nr rows whose
  * reading has reached byte off of each row and goes on by `step` bytes per
@@ -353,6 +376,24 @@ INLINE int q_has_min(const int kind) {
     return kind == K_Q4_1 || kind == K_Q5_1;
 }
 
+/* Kinds whose products are taken in unsigned form: u = q + off (0..2 off),
+ * times the signed activations a, minus off * sum a; the same integers as
+ * sum q * a. Q4_0 / Q5_0 (off 8 / 16) in both builds; with VNNI also Q8_0
+ * and IQ4_NL (off 128), since vpdpbusd takes one operand unsigned. */
+#ifdef HEARTH_VNNI
+#define Q_UNSIGNED(kind)                                                                           \
+    ((kind) == K_Q4_0 || (kind) == K_Q5_0 || (kind) == K_Q8_0 || (kind) == K_IQ4_NL)
+#else
+#define Q_UNSIGNED(kind) ((kind) == K_Q4_0 || (kind) == K_Q5_0)
+#endif
+
+/* The offset times a block's activation sum, wrapping (non-finite
+ * activations leave any sum) the same way in every path. */
+static inline int32_t act_off(const act_q8 *a, const int kind) {
+    const uint32_t off = kind == K_Q4_0 ? 8 : kind == K_Q5_0 ? 16 : 128;
+    return (int32_t)((uint32_t)a->sum * off);
+}
+
 /* 16 bytes of nibbles -> 32 values 0..15 in element order: the bytes in
  * both halves, the upper half shifted down 4 (one variable shift, no
  * cross-lane insert). */
@@ -396,15 +437,36 @@ INLINE __m256i q_block(const uint8_t *blk, const int kind) {
     }
 }
 
-/* Q4_0 / Q5_0: a block's values unsigned, before the offset (8 / 16). */
+/* IQ4_NL's grid + 128 (unsigned form). */
+static const uint8_t iq4nl_grid_u[16] = {1,   24,  45,  63,  79,  93,  106, 118,
+                                         129, 141, 153, 166, 181, 197, 217, 241};
+
+/* Q_UNSIGNED kinds: a block's values in unsigned form, before the offset. */
 INLINE __m256i q_block_u(const uint8_t *blk, const int kind) {
-    if (kind == K_Q4_0) return nibbles(blk + 2);
-    return five_bits(blk + 2, blk + 6);
+    switch (kind) {
+    case K_Q4_0:
+        return nibbles(blk + 2);
+    case K_Q8_0:
+        return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 2)),
+                                _mm256_set1_epi8((char)0x80));
+    case K_IQ4_NL: {
+        __m128i g = _mm_loadu_si128((const __m128i *)iq4nl_grid_u);
+        return _mm256_shuffle_epi8(_mm256_set_m128i(g, g), nibbles(blk + 2));
+    }
+    default:
+        return five_bits(blk + 2, blk + 6);
+    }
 }
 
-/* The 8 lane sums of w * a, given |w| and a with w's signs (|w| <= 128, |a| <= 127). */
+/* The 8 lane sums of w * a, given |w| (or w unsigned) and a with w's signs
+ * (|w| <= 255, |a| <= 127; without VNNI, sums of two products must fit
+ * int16: |w| <= 128 where a is 127). */
 INLINE __m256i q_lanes(__m256i absw, __m256i sa) {
+#ifdef HEARTH_VNNI
+    return DPBUSD(_mm256_setzero_si256(), absw, sa);
+#else
     return _mm256_madd_epi16(_mm256_maddubs_epi16(absw, sa), _mm256_set1_epi16(1));
+#endif
 }
 
 /* Four rows' 8-lane sums -> their four totals (exact integers). No phadd:
@@ -422,7 +484,7 @@ INLINE __m128i q_totals4(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
 /* A block's 8 lane sums of w * a for one row (kinds without a min); Q4_0 /
  * Q5_0 before the offset, which the caller takes off the row totals. */
 INLINE __m256i q_prod(const uint8_t *bg, __m256i qa, const int kind) {
-    if (kind == K_Q4_0 || kind == K_Q5_0) return q_lanes(q_block_u(bg, kind), qa);
+    if (Q_UNSIGNED(kind)) return q_lanes(q_block_u(bg, kind), qa);
     const __m256i q = q_block(bg, kind);
     return q_lanes(_mm256_sign_epi8(q, q), _mm256_sign_epi8(qa, q));
 }
@@ -448,7 +510,7 @@ INLINE void q_rows(const uint8_t *w, size_t rb, int r, const int G, int nr, cons
         const __m256i qa = _mm256_loadu_si256((const __m256i *)a[b].qs);
         const uint8_t *blk = row + (size_t)b * bs;
         /* Q4_0 / Q5_0: the offset (8 / 16) times the activations' sum */
-        const int32_t off = kind == K_Q4_0 || kind == K_Q5_0 ? act_off(&a[b], kind == K_Q4_0) : 0;
+        const int32_t off = Q_UNSIGNED(kind) ? act_off(&a[b], kind) : 0;
         __m128 d4;
         if (G == 4) {
             __m128i h = _mm_cvtsi32_si128(avx2_rd16(blk));
@@ -467,7 +529,8 @@ INLINE void q_rows(const uint8_t *w, size_t rb, int r, const int G, int nr, cons
                     _mm_set1_epi32(off));
                 acc4 = _mm_fmadd_ps(_mm_cvtepi32_ps(tot), d4, acc4);
             } else {
-                const int32_t tot = avx2_hsum8i(q_prod(blk, qa, kind)) - off;
+                const int32_t tot =
+                    (int32_t)((uint32_t)avx2_hsum8i(q_prod(blk, qa, kind)) - (uint32_t)off);
                 acc4 = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), tot), d4, acc4);
             }
             continue;
@@ -606,9 +669,9 @@ AVX2 static void q_batch(const uint8_t *u, size_t us, int sr, const act_q8 *cons
  * values 4i..4i+3. One maddubs then covers 8 rows x 4 values against 4
  * activations broadcast, and the 8 lanes of the sum are the rows' block
  * totals: one FMA per block for 8 rows, as decode's q_rows computes them. */
-/* Q4_0 / Q5_0 keep their values unsigned (q + 8, q + 16) in the |q| slot
- * and take the offset off the integer sum, with no sign step. */
-#define R8_UNSIGNED(kind) ((kind) == K_Q4_0 || (kind) == K_Q5_0)
+/* Q_UNSIGNED kinds keep their values unsigned (q + off) in the |q| slot and
+ * take the offset off the integer sum, with no sign step. */
+#define R8_UNSIGNED(kind) Q_UNSIGNED(kind)
 
 /* Rows [0, nrow) (nrow <= 8; missing rows are zero) of w -> one group. */
 INLINE void r8_unpack(const uint8_t *w, size_t rb, int nrow, int64_t nb, uint8_t *dst,
@@ -659,18 +722,43 @@ INLINE void r8_unpack(const uint8_t *w, size_t rb, int nrow, int64_t nb, uint8_t
     }
 }
 
+/* Tokens per r8_micro call. With VNNI a product step is one vpdpbusd
+ * (latency 5), so 8 tokens' chains keep it busy. */
+#ifdef HEARTH_VNNI
+#define R8_T 8
+#else
+#define R8_T 4
+#endif
+
 /* One group x T tokens: out[t][0..8) = the 8 rows' results. */
 INLINE void r8_micro(const uint8_t *grp, const act_q8 *const *a, int64_t nb, float (*out)[8],
                      const int T, const int kind) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[4];
-#pragma GCC unroll 4
+    __m256 acc[R8_T];
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *o = grp + (size_t)b * R8_BLK;
-        __m256i S[4];
-#pragma GCC unroll 4
+        __m256i S[R8_T];
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++) S[t] = _mm256_setzero_si256();
+#ifdef HEARTH_VNNI
+            /* every kind unsigned: S = sum u * a (exact in int32: 32 * 255 *
+             * 127), then minus off * sum a */
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) {
+            const __m256i uw = _mm256_loadu_si256((const __m256i *)(o + 32 + 64 * i));
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                int32_t a4;
+                memcpy(&a4, a[t][b].qs + 4 * i, 4);
+                S[t] = DPBUSD(S[t], uw, _mm256_set1_epi32(a4));
+            }
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+            S[t] = _mm256_sub_epi32(S[t], _mm256_set1_epi32(act_off(&a[t][b], kind)));
+#else
+        const __m256i ones = _mm256_set1_epi16(1);
         if (R8_UNSIGNED(kind)) {
             /* u = q + off >= 0 times a straight into maddubs; int16 sums of
              * `per` products pairs: Q4_0 8 * 2 * 15 * 127, Q5_0 4 * 2 * 31 *
@@ -678,7 +766,7 @@ INLINE void r8_micro(const uint8_t *grp, const act_q8 *const *a, int64_t nb, flo
             const int per = kind == K_Q4_0 ? 8 : 4;
 #pragma GCC unroll 2
             for (int i0 = 0; i0 < 8; i0 += per) {
-                __m256i S16[4];
+                __m256i S16[R8_T];
 #pragma GCC unroll 4
                 for (int t = 0; t < T; t++) S16[t] = _mm256_setzero_si256();
 #pragma GCC unroll 8
@@ -698,7 +786,7 @@ INLINE void r8_micro(const uint8_t *grp, const act_q8 *const *a, int64_t nb, flo
             }
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++)
-                S[t] = _mm256_sub_epi32(S[t], _mm256_set1_epi32(act_off(&a[t][b], kind == K_Q4_0)));
+                S[t] = _mm256_sub_epi32(S[t], _mm256_set1_epi32(act_off(&a[t][b], kind)));
         }
         if (!R8_UNSIGNED(kind)) {
 #pragma GCC unroll 8
@@ -715,13 +803,14 @@ INLINE void r8_micro(const uint8_t *grp, const act_q8 *const *a, int64_t nb, flo
                 }
             }
         }
+#endif
         const __m256 d8 = _mm256_loadu_ps((const float *)o);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++)
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S[t]),
                                      _mm256_mul_ps(d8, _mm256_set1_ps(a[t][b].d)), acc[t]);
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) _mm256_storeu_ps(out[t], acc[t]);
 }
 
@@ -733,22 +822,27 @@ INLINE void r8_batch(const uint8_t *w, size_t rb, int sr, const uint8_t *lim,
         const int gn = sr - g0 < 8 ? sr - g0 : 8;
         uint8_t *grp = u + (size_t)(g0 / 8) * (size_t)nb * R8_BLK;
         r8_unpack(w + (size_t)g0 * rb, rb, gn, nb, grp, lim, kind);
-        for (int t0 = 0; t0 < nt; t0 += 4) {
-            const int tn = nt - t0 < 4 ? nt - t0 : 4;
-            float out[4][8];
+        for (int t0 = 0; t0 < nt; t0 += R8_T) {
+            const int tn = nt - t0 < R8_T ? nt - t0 : R8_T;
+            float out[R8_T][8];
             pf_advance(pc);
             switch (tn) {
-            case 1:
-                r8_micro(grp, a + t0, nb, out, 1, kind);
-                break;
-            case 2:
-                r8_micro(grp, a + t0, nb, out, 2, kind);
-                break;
-            case 3:
-                r8_micro(grp, a + t0, nb, out, 3, kind);
-                break;
+#define R8_CASE(n)                                                                                 \
+    case n:                                                                                        \
+        r8_micro(grp, a + t0, nb, out, n, kind);                                                   \
+        break;
+                R8_CASE(1)
+                R8_CASE(2)
+                R8_CASE(3)
+#ifdef HEARTH_VNNI
+                R8_CASE(4)
+                R8_CASE(5)
+                R8_CASE(6)
+                R8_CASE(7)
+#endif
+#undef R8_CASE
             default:
-                r8_micro(grp, a + t0, nb, out, 4, kind);
+                r8_micro(grp, a + t0, nb, out, R8_T, kind);
                 break;
             }
             for (int t = 0; t < tn; t++)
@@ -779,7 +873,7 @@ INLINE void tile_quant(const uint8_t *w, size_t rb, int nr, const uint8_t *act, 
         const int nx = nr - r0 - sr < SUB ? nr - r0 - sr : SUB; /* rows of the next sub-tile */
         if (!q_has_min(kind)) {
             pf_cursor pc = pf_rect(w, rb, r0 + sr, r0 + sr + nx, 0, rb,
-                                   (size_t)((nt + 3) / 4) * (size_t)((sr + 7) / 8));
+                                   (size_t)((nt + R8_T - 1) / R8_T) * (size_t)((sr + 7) / 8));
             r8_batch(w + (size_t)r0 * rb, rb, sr, w + (size_t)nr * rb, a, nt, nb, y + r0, ldy, u,
                      &pc, kind);
             continue;
@@ -837,7 +931,7 @@ static const avx2_type type_iq4_nl = {&act_q8_fmt, tile_iq4_nl, MAX_ROWS,
 static const avx2_type type_q4_1 = {&act_q8_fmt, tile_q4_1, MAX_ROWS, MAX_TOKENS, q_scratch, NULL};
 static const avx2_type type_q5_1 = {&act_q8_fmt, tile_q5_1, MAX_ROWS, MAX_TOKENS, q_scratch, NULL};
 
-const avx2_type *avx2_q_type(ht_type t) {
+const avx2_type *Q_TYPE_OF(ht_type t) {
     switch (t) {
     case HT_F32:
         return &type_f32;

@@ -18,6 +18,7 @@ typedef struct variant {
 static const variant variants[] = {
     {&kern_ops_ref, NULL},
     {&kern_ops_avx2, kern_avx2_supported},
+    {&kern_ops_avx512, kern_avx512_supported},
     {&kern_ops_neon, kern_neon_supported}, /* aarch64 */
 };
 #define N_VARIANTS (sizeof(variants) / sizeof(variants[0]))
@@ -60,7 +61,8 @@ int kern_select(const char *name, hearth_err *err) {
             active = variants[i].ops;
             return 0;
         }
-    return hearth_errf(err, "kernels: unknown variant '%s' (expected ref, avx2 or neon)", name);
+    return hearth_errf(err, "kernels: unknown variant '%s' (expected ref, avx2, avx512 or neon)",
+                       name);
 }
 
 /* The byte counter (kernels.h). */

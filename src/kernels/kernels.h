@@ -6,10 +6,11 @@
  * agree with it: "avx2" (avx2*.c, x86-64 with AVX2+FMA+F16C) rounds
  * activations to 8-bit blocks of 32 for Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/IQ4_NL and
  * Q2_K..Q6_K weights and uses integer dot products (the golden tests' "fast" tier;
- * kern_act_block says which types); "neon" (neon.c,
+ * kern_act_block says which types); "avx512" (avx512*.c: avx2's code with
+ * AVX-512 VNNI dot products for the Q8_0 family, where the CPU has AVX512F,
+ * BW, VL and VNNI) gives bitwise avx2's values; "neon" (neon.c,
  * aarch64, the default there) does the same for Q8_0/Q4_0 weights and has
- * NEON F32/F16 dot products; an AVX-512 variant would slot into dispatch.c
- * the same way. The variant is chosen once, at the first call into this
+ * NEON F32/F16 dot products. The variant is chosen once, at the first call into this
  * module: the environment variable
  * HEARTH_KERNELS=NAME forces a variant ("ref": the reference kernels; an
  * unknown or unsupported name also gives ref, the safe choice); otherwise the

@@ -20,6 +20,10 @@ void kern_ref_attention(tp_pool *pool, const kern_attn *a);
 extern const kern_ops kern_ops_avx2;
 bool kern_avx2_supported(void);
 
+/* The AVX-512 VNNI variant (avx512.c) and whether this CPU can run it. */
+extern const kern_ops kern_ops_avx512;
+bool kern_avx512_supported(void);
+
 /* The NEON variant (neon.c, aarch64) and whether this CPU can run it. */
 extern const kern_ops kern_ops_neon;
 bool kern_neon_supported(void);

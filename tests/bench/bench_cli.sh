@@ -53,6 +53,10 @@ check_json "$T/c.json" deepseek2 1 || fail "tiny JSON"
 "$H" bench -m "$T/tiny.gguf" -p 8 -n 4 -r 2 --bw-size 16 >"$T/table.txt" || fail "table"
 grep -q "| *tg4 |" "$T/table.txt" || fail "no tg4 row in the table"
 grep -q "read bandwidth (4 KiB pages" "$T/table.txt" || fail "no bandwidth line"
+grep -Eq "^kernels: (ref|avx2|avx512|neon)$" "$T/table.txt" || fail "no kernels line"
+HEARTH_KERNELS=ref "$H" bench -m "$T/tiny.gguf" -p 0 -n 2 -r 1 --json --bw-size 16 >"$T/r.json" ||
+    fail "bench ref"
+grep -q '"kernels": "ref"' "$T/r.json" || fail "HEARTH_KERNELS=ref not in the JSON"
 
 for args in "" "--bandwidth -m x" "--write-shape nope F16 $T/x.gguf" \
     "--write-shape tiny-qwen2 Q5_K $T/x.gguf" "-m x -p 0 -n 0" "-m x -t 0" "--size"; do

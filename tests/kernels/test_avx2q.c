@@ -7,6 +7,8 @@
  * against a double-precision dot of the dequantized row with the rounded
  * activations, so that "identical" cannot mean "identically wrong". */
 #include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -112,13 +114,82 @@ static void test_shapes(void **state) {
     }
 }
 
+/* The avx512 variant's tiles (avx2_q.c built with VNNI, the signed kinds in
+ * unsigned form) give bitwise the avx2 variant's values: the same integers,
+ * the same float steps. Every type, decode and batch shapes, one thread and a
+ * pool; the quantized weights are random bytes (Q8_0's -128 included). */
+static void test_avx512_equals_avx2(void **state) {
+    (void)state;
+    if (!kern_avx512_supported()) {
+        printf("no AVX-512 VNNI on this CPU: avx512 not compared with avx2\n");
+        return;
+    }
+    const char *start = kern_name();
+    hearth_err err;
+    tp_pool *pool = tp_new(3, &err);
+    assert_non_null(pool);
+    static const struct {
+        int64_t C, R;
+        int T;
+    } shapes[] = {{256, 71, 1},  {256, 71, 2},  {256, 71, 5},  {256, 71, 8},  {256, 71, 9},
+                  {512, 37, 17}, {256, 39, 64}, {256, 23, 70}, {2560, 21, 5}, {1088, 66, 1}};
+    for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++)
+        for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+            const int64_t C = shapes[s].C, R = shapes[s].R;
+            const int T = shapes[s].T;
+            size_t rb;
+            void *wd = ktu_random_matrix(types[k], C, R, &rb);
+            float *x = malloc(sizeof(float) * (size_t)(C * T));
+            float *y2 = malloc(sizeof(float) * (size_t)(R * T));
+            float *y5 = malloc(sizeof(float) * (size_t)(R * T));
+            assert_true(wd && x && y2 && y5);
+            for (int64_t i = 0; i < C * T; i++) x[i] = ktu_frand();
+            kern_mat w;
+            assert_int_equal(kern_mat_init(&w, types[k], C, R, wd, &err), 0);
+            tp_pool *p = s % 2 ? pool : NULL;
+            assert_int_equal(kern_select("avx2", &err), 0);
+            kern_matmul(p, &w, x, (size_t)C, y2, (size_t)R, T);
+            assert_int_equal(kern_select("avx512", &err), 0);
+            kern_matmul(p, &w, x, (size_t)C, y5, (size_t)R, T);
+            for (int64_t i = 0; i < R * T; i++)
+                if (memcmp(&y2[i], &y5[i], sizeof(float)))
+                    fail_msg("%s %lld x %lld, %d tokens: row %lld token %lld: avx2 %.9g, "
+                             "avx512 %.9g",
+                             ht_type_get(types[k])->name, (long long)R, (long long)C, T,
+                             (long long)(i % R), (long long)(i / R), y2[i], y5[i]);
+            free(wd);
+            free(x);
+            free(y2);
+            free(y5);
+        }
+    tp_free(pool);
+    assert_int_equal(kern_select(start, &err), 0);
+}
+
+static const char *group_variant;
+
+static int select_group_variant(void **state) {
+    (void)state;
+    return kern_select(group_variant, NULL);
+}
+
 int main(void) {
     ktu_seed(0x9e3779b97f4a7c15ull);
-    hearth_err err;
-    if (kern_avx2_supported() && kern_select("avx2", &err) < 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_sizes),
         cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_avx512_equals_avx2),
     };
-    return cmocka_run_group_tests_name(kern_name(), tests, NULL, NULL);
+    /* each x86 variant this CPU runs; else whatever is active (ref) */
+    const char *names[] = {"avx2", "avx512"};
+    const bool have[] = {kern_avx2_supported(), kern_avx512_supported()};
+    int fails = 0, groups = 0;
+    for (int v = 0; v < 2; v++) {
+        if (!have[v]) continue;
+        group_variant = names[v];
+        fails += cmocka_run_group_tests_name(names[v], tests, select_group_variant, NULL);
+        groups++;
+    }
+    if (!groups) fails += cmocka_run_group_tests_name(kern_name(), tests, NULL, NULL);
+    return fails;
 }

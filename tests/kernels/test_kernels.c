@@ -369,8 +369,9 @@ static void test_attention(void **state) {
     tp_free(pool);
 }
 
-/* Dispatch: ref always exists; the default is neon on aarch64, avx2 where the CPU has it
- * (unless HEARTH_KERNELS names a variant); unknown names are refused. */
+/* Dispatch: ref always exists; the default is neon on aarch64, avx512 where the
+ * CPU has AVX-512 VNNI, else avx2 where it has AVX2 (unless HEARTH_KERNELS
+ * names a variant); unknown names are refused. */
 static const char *initial; /* the variant chosen at start-up */
 
 static void test_dispatch(void **state) {
@@ -378,9 +379,16 @@ static void test_dispatch(void **state) {
     const char *env = getenv("HEARTH_KERNELS");
     const char *before = kern_name();
     if (!env || !*env)
-        assert_string_equal(initial, kern_neon_supported()   ? "neon"
-                                     : kern_avx2_supported() ? "avx2"
-                                                             : "ref");
+        assert_string_equal(initial, kern_neon_supported()     ? "neon"
+                                     : kern_avx512_supported() ? "avx512"
+                                     : kern_avx2_supported()   ? "avx2"
+                                                               : "ref");
+    if (env && !strcmp(env, "avx2"))
+        assert_string_equal(initial, kern_avx2_supported() ? "avx2" : "ref");
+    if (env && !strcmp(env, "avx512"))
+        assert_string_equal(initial, kern_avx512_supported() ? "avx512" : "ref");
+    /* avx512 runs only where avx2 does */
+    if (kern_avx512_supported()) assert_true(kern_avx2_supported());
     if (env && !strcmp(env, "neon"))
         assert_string_equal(initial, kern_neon_supported() ? "neon" : "ref");
     if (env && !strcmp(env, "ref")) assert_string_equal(initial, "ref");

@@ -524,7 +524,7 @@ static void check_prefill_equals_decode(const char *name) {
 static void test_prefill_equals_decode(void **state) {
     (void)state;
     const char *names[] = {"deepseek-v3.q4_k_m", "deepseek-v2-lite.q8_0", "deepseek-v3.f32"};
-    const char *variants[] = {"ref", "avx2", "neon"}; /* those this CPU runs */
+    const char *variants[] = {"ref", "avx2", "avx512", "neon"}; /* those this CPU runs */
     const char *start = kern_name();
     for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]); v++) {
         if (kern_select(variants[v], NULL) < 0) continue;
