@@ -673,51 +673,63 @@ AVX2 static void q_batch(const uint8_t *u, size_t us, int sr, const act_q8 *cons
  * take the offset off the integer sum, with no sign step. */
 #define R8_UNSIGNED(kind) Q_UNSIGNED(kind)
 
+/* Row r's block at w + r * rb + b * bs (r < nrow; else zero) in the batch
+ * form (unsigned where R8_UNSIGNED) and its scale, for rows r0..r0+7,
+ * prefetching PF_DIST ahead below lim. */
+INLINE void r8_load(const uint8_t *w, size_t rb, int r0, int nrow, int64_t b, const uint8_t *lim,
+                    __m256i v[8], float d[8], const int kind) {
+    const int bs = q_bsize[kind];
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++) {
+        if (r0 + r < nrow) {
+            const uint8_t *src = w + (size_t)(r0 + r) * rb + (size_t)b * bs;
+            if ((b & 1) == 0 && PF_DIST < lim - src) _mm_prefetch((const char *)(src + PF_DIST), 3);
+            v[r] = R8_UNSIGNED(kind) ? q_block_u(src, kind) : q_block(src, kind);
+            d[r] = avx2_f16(avx2_rd16(src));
+        } else {
+            v[r] = _mm256_setzero_si256();
+            d[r] = 0.0f;
+        }
+    }
+}
+
+/* 8 rows' blocks v[r] -> g[i] (i < 8): bytes 4r..4r+3 = row r's values 4i..4i+3. */
+INLINE void r8_transpose(const __m256i v[8], __m256i g[8]) {
+    __m256i t[8], u[8];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        t[2 * k] = _mm256_unpacklo_epi32(v[2 * k], v[2 * k + 1]);
+        t[2 * k + 1] = _mm256_unpackhi_epi32(v[2 * k], v[2 * k + 1]);
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) { /* rows 4h..4h+3: u[4h + j] = groups j, j + 4 of them */
+        u[4 * h + 0] = _mm256_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
+        u[4 * h + 1] = _mm256_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
+        u[4 * h + 2] = _mm256_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
+        u[4 * h + 3] = _mm256_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        g[j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x20);
+        g[4 + j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x31);
+    }
+}
+
 /* Rows [0, nrow) (nrow <= 8; missing rows are zero) of w -> one group. */
 INLINE void r8_unpack(const uint8_t *w, size_t rb, int nrow, int64_t nb, uint8_t *dst,
                       const uint8_t *lim, const int kind) {
-    const int bs = q_bsize[kind];
     for (int64_t b = 0; b < nb; b++) {
-        __m256i v[8];
+        __m256i v[8], g[8];
         float d[8];
-#pragma GCC unroll 8
-        for (int r = 0; r < 8; r++) {
-            if (r < nrow) {
-                const uint8_t *src = w + (size_t)r * rb + (size_t)b * bs;
-                if ((b & 1) == 0 && PF_DIST < lim - src)
-                    _mm_prefetch((const char *)(src + PF_DIST), 3);
-                v[r] = R8_UNSIGNED(kind) ? q_block_u(src, kind) : q_block(src, kind);
-                d[r] = avx2_f16(avx2_rd16(src));
-            } else {
-                v[r] = _mm256_setzero_si256();
-                d[r] = 0.0f;
-            }
-        }
+        r8_load(w, rb, 0, nrow, b, lim, v, d, kind);
         uint8_t *o = dst + (size_t)b * R8_BLK;
         memcpy(o, d, 32);
-        __m256i t[8], u[8];
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) {
-            t[2 * k] = _mm256_unpacklo_epi32(v[2 * k], v[2 * k + 1]);
-            t[2 * k + 1] = _mm256_unpackhi_epi32(v[2 * k], v[2 * k + 1]);
-        }
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) { /* rows 4h..4h+3: u[4h + j] = groups j, j + 4 of them */
-            u[4 * h + 0] = _mm256_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
-            u[4 * h + 1] = _mm256_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
-            u[4 * h + 2] = _mm256_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
-            u[4 * h + 3] = _mm256_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
-        }
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) {
-            const __m256i g0 = _mm256_permute2x128_si256(u[j], u[4 + j], 0x20);
-            const __m256i g1 = _mm256_permute2x128_si256(u[j], u[4 + j], 0x31);
-            _mm256_storeu_si256((__m256i *)(o + 32 + 64 * j),
-                                R8_UNSIGNED(kind) ? g0 : _mm256_sign_epi8(g0, g0));
-            _mm256_storeu_si256((__m256i *)(o + 64 + 64 * j), g0);
-            _mm256_storeu_si256((__m256i *)(o + 288 + 64 * j),
-                                R8_UNSIGNED(kind) ? g1 : _mm256_sign_epi8(g1, g1));
-            _mm256_storeu_si256((__m256i *)(o + 320 + 64 * j), g1);
+        r8_transpose(v, g);
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) {
+            _mm256_storeu_si256((__m256i *)(o + 32 + 64 * i),
+                                R8_UNSIGNED(kind) ? g[i] : _mm256_sign_epi8(g[i], g[i]));
+            _mm256_storeu_si256((__m256i *)(o + 64 + 64 * i), g[i]);
         }
     }
 }
@@ -851,6 +863,104 @@ INLINE void r8_batch(const uint8_t *w, size_t rb, int sr, const uint8_t *lim,
     }
 }
 
+#if defined(HEARTH_VNNI) && !defined(HEARTH_VNNI_EMULATE)
+/* AVX-512 batches: groups of 16 rows, one 512-bit vpdpbusd for 16 rows x 4
+ * values. Per block 576 bytes: the rows' scales d[16] (F32), then for each
+ * 4-value group i (0..7) 64 bytes: rows 0-7 as r8_transpose makes them,
+ * then rows 8-15. Every kind unsigned. Lane r computes row r as r8_micro's
+ * lane does: the same integers and float steps. */
+#define Q_R16   1
+#define R16_BLK 576
+_Static_assert(R16_BLK *(SUB / 16) <= R8_BLK * (SUB / 8), "q_scratch holds a 16-row group");
+
+/* Rows [0, nrow) (nrow <= 16; missing rows are zero) of w -> one group. */
+INLINE void r16_unpack(const uint8_t *w, size_t rb, int nrow, int64_t nb, uint8_t *dst,
+                       const uint8_t *lim, const int kind) {
+    for (int64_t b = 0; b < nb; b++) {
+        uint8_t *o = dst + (size_t)b * R16_BLK;
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m256i v[8], g[8];
+            float d[8];
+            r8_load(w, rb, 8 * h, nrow, b, lim, v, d, kind);
+            memcpy(o + 32 * h, d, 32);
+            r8_transpose(v, g);
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++)
+                _mm256_storeu_si256((__m256i *)(o + 64 + 64 * i + 32 * h), g[i]);
+        }
+    }
+}
+
+/* One group x T tokens: out[t][0..16) = the 16 rows' results. */
+INLINE void r16_micro(const uint8_t *grp, const act_q8 *const *a, int64_t nb, float (*out)[16],
+                      const int T, const int kind) {
+    __m512 acc[R8_T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *o = grp + (size_t)b * R16_BLK;
+        __m512i S[R8_T];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) S[t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) {
+            const __m512i uw = _mm512_loadu_si512((const void *)(o + 64 + 64 * i));
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                int32_t a4;
+                memcpy(&a4, a[t][b].qs + 4 * i, 4);
+                S[t] = _mm512_dpbusd_epi32(S[t], uw, _mm512_set1_epi32(a4));
+            }
+        }
+        const __m512 d16 = _mm512_loadu_ps((const float *)o);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            S[t] = _mm512_sub_epi32(S[t], _mm512_set1_epi32(act_off(&a[t][b], kind)));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S[t]),
+                                     _mm512_mul_ps(d16, _mm512_set1_ps(a[t][b].d)), acc[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) _mm512_storeu_ps(out[t], acc[t]);
+}
+
+/* Rows [0, sr) of a tile, unpacked into u, x nt tokens. */
+INLINE void r16_batch(const uint8_t *w, size_t rb, int sr, const uint8_t *lim,
+                      const act_q8 *const *a, int nt, int64_t nb, float *y, size_t ldy, uint8_t *u,
+                      pf_cursor *pc, const int kind) {
+    for (int g0 = 0; g0 < sr; g0 += 16) {
+        const int gn = sr - g0 < 16 ? sr - g0 : 16;
+        uint8_t *grp = u + (size_t)(g0 / 16) * (size_t)nb * R16_BLK;
+        r16_unpack(w + (size_t)g0 * rb, rb, gn, nb, grp, lim, kind);
+        for (int t0 = 0; t0 < nt; t0 += R8_T) {
+            const int tn = nt - t0 < R8_T ? nt - t0 : R8_T;
+            float out[R8_T][16];
+            pf_advance(pc);
+            switch (tn) {
+#define R16_CASE(n)                                                                                \
+    case n:                                                                                        \
+        r16_micro(grp, a + t0, nb, out, n, kind);                                                  \
+        break;
+                R16_CASE(1)
+                R16_CASE(2)
+                R16_CASE(3)
+                R16_CASE(4)
+                R16_CASE(5)
+                R16_CASE(6)
+                R16_CASE(7)
+#undef R16_CASE
+            default:
+                r16_micro(grp, a + t0, nb, out, R8_T, kind);
+                break;
+            }
+            for (int t = 0; t < tn; t++)
+                memcpy(y + (size_t)(t0 + t) * ldy + g0, out[t], sizeof(float) * (size_t)gn);
+        }
+    }
+}
+#endif
+
 INLINE void tile_quant(const uint8_t *w, size_t rb, int nr, const uint8_t *act, size_t act_stride,
                        int nt, int64_t n, float *y, size_t ldy, uint8_t *scratch, const int kind) {
     const int64_t nb = n / 32;
@@ -872,10 +982,17 @@ INLINE void tile_quant(const uint8_t *w, size_t rb, int nr, const uint8_t *act, 
         const int sr = nr - r0 < SUB ? nr - r0 : SUB;
         const int nx = nr - r0 - sr < SUB ? nr - r0 - sr : SUB; /* rows of the next sub-tile */
         if (!q_has_min(kind)) {
+#ifdef Q_R16
+            pf_cursor pc = pf_rect(w, rb, r0 + sr, r0 + sr + nx, 0, rb,
+                                   (size_t)((nt + R8_T - 1) / R8_T) * (size_t)((sr + 15) / 16));
+            r16_batch(w + (size_t)r0 * rb, rb, sr, w + (size_t)nr * rb, a, nt, nb, y + r0, ldy, u,
+                      &pc, kind);
+#else
             pf_cursor pc = pf_rect(w, rb, r0 + sr, r0 + sr + nx, 0, rb,
                                    (size_t)((nt + R8_T - 1) / R8_T) * (size_t)((sr + 7) / 8));
             r8_batch(w + (size_t)r0 * rb, rb, sr, w + (size_t)nr * rb, a, nt, nb, y + r0, ldy, u,
                      &pc, kind);
+#endif
             continue;
         }
         for (int g = 0; g < sr; g++)

@@ -4,8 +4,10 @@
  * every type, one token (decode) and batches (the 8-token micro-kernels and
  * their remainders, several row sub-tiles and token chunks). That covers
  * the VNNI path's own logic (the unsigned forms and their offsets, IQ4_NL's
- * shifted grid, the token blocking) on machines without AVX-512; on those
- * with it, test_avx2q compares the real avx512 variant with avx2. */
+ * shifted grid, decode, the 8-token blocking of the 8-row batch kernel) on
+ * machines without AVX-512. The real build's batches use 512-bit 16-row
+ * groups (r16_*), which no AVX2 CPU can run: on AVX-512 CPUs test_avx2q
+ * compares the real avx512 variant, those included, with avx2. */
 #define HEARTH_VNNI         1
 #define HEARTH_VNNI_EMULATE 1
 #include "kernels/avx2_q.c"
