@@ -13,8 +13,8 @@
  * only runs where the CPU has AVX2.
  *
  * avx512.c builds this file again with HEARTH_VNNI defined: the "avx512"
- * variant, the same driver and ops over avx512_q.c's tiles (avx2_q.c with
- * AVX-512 VNNI dot products) and the AVX2 K-quant tiles. */
+ * variant, the same driver and ops over avx512_q.c's and avx512_kq.c's tiles
+ * (avx2_q.c and avx2_kq.c with AVX-512 VNNI dot products). */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 #include <cpuid.h>
@@ -33,16 +33,18 @@
 #define V_NAME      "avx512"
 #define V_SUPPORTED kern_avx512_supported
 #define V_Q_TYPE    avx512_q_type
+#define V_KQ_TYPE   avx512_kq_type
 #else
 #define V_OPS       kern_ops_avx2
 #define V_NAME      "avx2"
 #define V_SUPPORTED kern_avx2_supported
 #define V_Q_TYPE    avx2_q_type
+#define V_KQ_TYPE   avx2_kq_type
 #endif
 
 static const avx2_type *type_of(ht_type t) {
     const avx2_type *ty = V_Q_TYPE(t);
-    return ty ? ty : avx2_kq_type(t);
+    return ty ? ty : V_KQ_TYPE(t);
 }
 
 #define MAX_FORMATS 4 /* distinct activation formats in one call */

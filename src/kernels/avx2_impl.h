@@ -58,6 +58,7 @@ typedef struct avx2_type {
 const avx2_type *avx2_q_type(ht_type t);
 const avx2_type *avx512_q_type(ht_type t); /* avx512_q.c: the same with VNNI */
 const avx2_type *avx2_kq_type(ht_type t);
+const avx2_type *avx512_kq_type(ht_type t); /* avx512_kq.c: the same with VNNI */
 
 /* ---- small shared helpers --------------------------------------------- */
 
@@ -116,6 +117,29 @@ AVX2 static inline void avx2_quantize32(const float *xb, float amax_in, float *d
     p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     *d = amax / 127.0f;
     _mm256_storeu_si256((__m256i *)qs, p);
+}
+
+/* 8 rows' blocks v[r] -> g[i] (i < 8): bytes 4r..4r+3 = row r's values 4i..4i+3. */
+AVX2 static inline __attribute__((always_inline)) void avx2_r8_transpose(const __m256i v[8],
+                                                                         __m256i g[8]) {
+    __m256i t[8], u[8];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        t[2 * k] = _mm256_unpacklo_epi32(v[2 * k], v[2 * k + 1]);
+        t[2 * k + 1] = _mm256_unpackhi_epi32(v[2 * k], v[2 * k + 1]);
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) { /* rows 4h..4h+3: u[4h + j] = groups j, j + 4 of them */
+        u[4 * h + 0] = _mm256_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
+        u[4 * h + 1] = _mm256_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
+        u[4 * h + 2] = _mm256_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
+        u[4 * h + 3] = _mm256_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        g[j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x20);
+        g[4 + j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x31);
+    }
 }
 
 #endif

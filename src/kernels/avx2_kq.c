@@ -34,6 +34,20 @@
 
 #include "kernels/avx2_impl.h"
 
+/* Built twice, like avx2_q.c: avx512_kq.c builds it with HEARTH_VNNI for
+ * the avx512 variant (avx512_kq_type), where Q4_K, Q5_K and Q6_K batches run
+ * 16-row groups with 512-bit vpdpbusd (k16_*, below) computing every (row,
+ * token) with the same integers and float steps as here: bitwise the same
+ * values. */
+#if defined(HEARTH_VNNI) && !defined(HEARTH_VNNI_EMULATE)
+#undef AVX2
+#define AVX2       __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define KQ_TYPE_OF avx512_kq_type
+#define K_R16      1
+#else
+#define KQ_TYPE_OF avx2_kq_type
+#endif
+
 #define AI __attribute__((always_inline))
 /* fixed-count loops over vectors: unrolled, so arrays of vectors stay in registers */
 #define UNROLL _Pragma("GCC unroll 16")
@@ -476,6 +490,180 @@ AVX2 static inline AI void k_micro(const int ty, const int R, const int T, const
     for (int t = 0; t < T; t++) y[(size_t)t * ldy + r] = k_finish(ty, acc[r][t], accm[r][t]);
 }
 
+#ifdef K_R16
+/* ---- AVX-512 batches: 16-row groups ----------------------------------- */
+
+/* A superblock of a 16-row group in scratch (K16_BLK bytes):
+ *   q     8 sub-blocks x 8 4-value groups x 64 bytes: bytes 4r..4r+3 of the
+ *         first 32 (rows 0-7) and of the last 32 (rows 8-15) = row r's
+ *         values 32j + 4g..32j + 4g + 3 (avx2_r8_transpose), unsigned
+ *   then  Q4_K / Q5_K: dsc[8][16], dmn[8][16] (F32, [sub-block][row])
+ *         Q6_K: sc[16][16] (int32 per-16 scales, [16-group][row]), d[16] */
+#define K16_BLK 5184
+#define K16_T   2 /* tokens per micro-kernel call: 8 accumulators each */
+
+#define K_R16_TYPE(ty) ((ty) == K_Q4 || (ty) == K_Q5 || (ty) == K_Q6)
+
+/* Rows [0, nr) (nr <= 16; missing rows zero) of nsb superblocks -> out. */
+AVX2 static inline AI void k16_unpack(const int ty, const uint8_t *w, size_t row_bytes, int nr,
+                                      int64_t nsb, uint8_t *out) {
+    const int bb = k_block_bytes[ty];
+    for (int64_t s = 0; s < nsb; s++) {
+        uint8_t *o = out + (size_t)s * K16_BLK;
+        for (int h = 0; h < 2; h++) {
+            __m256i q[8][8]; /* [row][sub-block] */
+            for (int r = 0; r < 8; r++) {
+                const int row = 8 * h + r;
+                if (row >= nr) {
+                    UNROLL
+                    for (int j = 0; j < 8; j++) q[r][j] = _mm256_setzero_si256();
+                    if (K_FLOAT_SCALES(ty))
+                        for (int j = 0; j < 8; j++) {
+                            ((float *)(o + 4096))[16 * j + row] = 0.0f;
+                            ((float *)(o + 4608))[16 * j + row] = 0.0f;
+                        }
+                    else {
+                        for (int g = 0; g < 16; g++) ((int32_t *)(o + 4096))[16 * g + row] = 0;
+                        ((float *)(o + 5120))[row] = 0.0f;
+                    }
+                    continue;
+                }
+                const uint8_t *src = w + (size_t)row * row_bytes + (size_t)s * bb;
+                k_sb sb;
+                k_decode(ty, src, &sb);
+                UNROLL
+                for (int j = 0; j < 8; j++) q[r][j] = sb.q[j];
+                if (K_FLOAT_SCALES(ty)) {
+                    float dsc[8], dmn[8];
+                    _mm256_storeu_ps(dsc, sb.dsc);
+                    _mm256_storeu_ps(dmn, sb.dmn);
+                    for (int j = 0; j < 8; j++) {
+                        ((float *)(o + 4096))[16 * j + row] = dsc[j];
+                        ((float *)(o + 4608))[16 * j + row] = dmn[j];
+                    }
+                } else { /* Q6_K: 16 int8 scales at byte 192 */
+                    for (int g = 0; g < 16; g++)
+                        ((int32_t *)(o + 4096))[16 * g + row] = (int8_t)src[192 + g];
+                    ((float *)(o + 5120))[row] = sb.d;
+                }
+            }
+            UNROLL
+            for (int j = 0; j < 8; j++) {
+                __m256i v[8], g[8];
+                UNROLL
+                for (int r = 0; r < 8; r++) v[r] = q[r][j];
+                avx2_r8_transpose(v, g);
+                UNROLL
+                for (int i = 0; i < 8; i++)
+                    _mm256_storeu_si256((__m256i *)(o + 64 * (8 * j + i) + 32 * h), g[i]);
+            }
+        }
+    }
+}
+
+/* The integer dot of 4-value groups [g0, g0 + n) of sub-block j for 16 rows
+ * against token a's values (exact: at most 32 * 63 * 127 per lane). */
+AVX2 static inline AI __m512i k16_dot(const uint8_t *o, int j, int g0, const int n,
+                                      const act_k *a) {
+    __m512i S = _mm512_setzero_si512();
+    UNROLL
+    for (int g = g0; g < g0 + n; g++) {
+        int32_t a4;
+        memcpy(&a4, a->qs + 32 * j + 4 * g, 4);
+        S = _mm512_dpbusd_epi32(S, _mm512_loadu_si512((const void *)(o + 64 * (8 * j + g))),
+                                _mm512_set1_epi32(a4));
+    }
+    return S;
+}
+
+/* avx2_hsum8's tree over the 8 lanes, here 8 vectors: lane by lane the same sums. */
+AVX2 static inline AI __m512 k16_sum8(const __m512 v[8]) {
+    return _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(v[0], v[4]), _mm512_add_ps(v[2], v[6])),
+                         _mm512_add_ps(_mm512_add_ps(v[1], v[5]), _mm512_add_ps(v[3], v[7])));
+}
+
+/* 16 unpacked rows x T tokens, all superblocks: out[t][r]. Per (row, token)
+ * the float steps of k_accum / k_finish: lane j of their 8-lane
+ * accumulators is acc[j] here, one vector of 16 rows. */
+AVX2 static inline AI void k16_micro(const int ty, const int T, const uint8_t *dec, int64_t nsb,
+                                     const act_k *const *a, float (*out)[16]) {
+    __m512 acc[K16_T][8];
+    UNROLL
+    for (int t = 0; t < T; t++) UNROLL
+    for (int j = 0; j < 8; j++) acc[t][j] = _mm512_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        const uint8_t *o = dec + (size_t)s * K16_BLK;
+        UNROLL
+        for (int j = 0; j < 8; j++) {
+            UNROLL
+            for (int t = 0; t < T; t++) {
+                const act_k *as = a[t] + s;
+                __m512i S;
+                __m512 f;
+                if (K_FLOAT_SCALES(ty)) {
+                    S = k16_dot(o, j, 0, 8, as);
+                    f = _mm512_mul_ps(_mm512_loadu_ps((const float *)(o + 4096) + 16 * j),
+                                      _mm512_set1_ps(as->d[j]));
+                } else { /* Q6_K: per 16-group l: sc_l * (dot_l - 32 * bsum_l) */
+                    const int32_t *sc = (const int32_t *)(o + 4096);
+                    const __m512i e0 = _mm512_sub_epi32(k16_dot(o, j, 0, 4, as),
+                                                        _mm512_set1_epi32(32 * as->bsum[2 * j]));
+                    const __m512i e1 = _mm512_sub_epi32(
+                        k16_dot(o, j, 4, 4, as), _mm512_set1_epi32(32 * as->bsum[2 * j + 1]));
+                    S = _mm512_add_epi32(
+                        _mm512_mullo_epi32(e0, _mm512_loadu_si512((const void *)(sc + 32 * j))),
+                        _mm512_mullo_epi32(e1,
+                                           _mm512_loadu_si512((const void *)(sc + 32 * j + 16))));
+                    f = _mm512_mul_ps(_mm512_loadu_ps((const float *)(o + 5120)),
+                                      _mm512_set1_ps(as->d[j]));
+                }
+                acc[t][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S), f, acc[t][j]);
+            }
+        }
+    }
+    UNROLL
+    for (int t = 0; t < T; t++) {
+        __m512 y = k16_sum8(acc[t]);
+        if (K_FLOAT_SCALES(ty)) { /* minus the mins' sum, accumulated as k_accum does */
+            __m512 accm[8];
+            UNROLL
+            for (int j = 0; j < 8; j++) accm[j] = _mm512_setzero_ps();
+            for (int64_t s = 0; s < nsb; s++) {
+                const float *dmn = (const float *)(dec + (size_t)s * K16_BLK + 4608);
+                UNROLL
+                for (int j = 0; j < 8; j++)
+                    accm[j] = _mm512_fmadd_ps(_mm512_loadu_ps(dmn + 16 * j),
+                                              _mm512_set1_ps(a[t][s].dsum[j]), accm[j]);
+            }
+            y = _mm512_sub_ps(y, k16_sum8(accm));
+        }
+        _mm512_storeu_ps(out[t], y);
+    }
+}
+
+AVX2 static inline AI void k16_tile(const int ty, const uint8_t *w, size_t row_bytes, int nr,
+                                    const uint8_t *act, size_t act_stride, int nt, int64_t nsb,
+                                    float *y, size_t ldy, uint8_t *scratch) {
+    for (int r0 = 0; r0 < nr; r0 += 16) {
+        const int rn = nr - r0 < 16 ? nr - r0 : 16;
+        k16_unpack(ty, w + (size_t)r0 * row_bytes, row_bytes, rn, nsb, scratch);
+        for (int t0 = 0; t0 < nt; t0 += K16_T) {
+            const int tn = nt - t0 < K16_T ? nt - t0 : K16_T;
+            const act_k *at[K16_T];
+            for (int t = 0; t < tn; t++)
+                at[t] = (const act_k *)(act + (size_t)(t0 + t) * act_stride);
+            float out[K16_T][16];
+            if (tn == K16_T)
+                k16_micro(ty, K16_T, scratch, nsb, at, out);
+            else
+                k16_micro(ty, 1, scratch, nsb, at, out);
+            for (int t = 0; t < tn; t++)
+                memcpy(y + (size_t)(t0 + t) * ldy + r0, out[t], sizeof(float) * (size_t)rn);
+        }
+    }
+}
+#endif
+
 #define MICRO_R 2
 #define MICRO_T 4
 
@@ -487,6 +675,12 @@ AVX2 static inline AI void k_tile(const int ty, const uint8_t *w, size_t row_byt
         k_rows_1tok(ty, w, row_bytes, nr, (const act_k *)act, nsb, y);
         return;
     }
+#ifdef K_R16
+    if (K_R16_TYPE(ty)) {
+        k16_tile(ty, w, row_bytes, nr, act, act_stride, nt, nsb, y, ldy, scratch);
+        return;
+    }
+#endif
     k_dec *dec = (k_dec *)scratch;
     for (int r0 = 0; r0 < nr; r0 += DEC_ROWS) {
         const int rb = nr - r0 < DEC_ROWS ? nr - r0 : DEC_ROWS;
@@ -533,8 +727,12 @@ AVX2 static inline AI void k_tile(const int ty, const uint8_t *w, size_t row_byt
 
 static size_t k_scratch_bytes(int64_t n) {
     const uint64_t nsb = (uint64_t)(n / 256);
-    return nsb > SIZE_MAX / (DEC_ROWS * sizeof(k_dec)) ? SIZE_MAX
-                                                       : (size_t)nsb * DEC_ROWS * sizeof(k_dec);
+#ifdef K_R16
+    const size_t per = DEC_ROWS * sizeof(k_dec) > K16_BLK ? DEC_ROWS * sizeof(k_dec) : K16_BLK;
+#else
+    const size_t per = DEC_ROWS * sizeof(k_dec);
+#endif
+    return nsb > SIZE_MAX / per ? SIZE_MAX : (size_t)nsb * per;
 }
 
 #define MAX_ROWS   64
@@ -604,7 +802,7 @@ K_TILE(tile_q4_K, K_Q4, deq_q4_K)
 K_TILE(tile_q5_K, K_Q5, deq_q5_K)
 K_TILE(tile_q6_K, K_Q6, deq_q6_K)
 
-const avx2_type *avx2_kq_type(ht_type t) {
+const avx2_type *KQ_TYPE_OF(ht_type t) {
     switch (t) {
     case HT_Q2_K:
         return &type_tile_q2_K;

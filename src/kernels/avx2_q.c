@@ -693,28 +693,6 @@ INLINE void r8_load(const uint8_t *w, size_t rb, int r0, int nrow, int64_t b, co
     }
 }
 
-/* 8 rows' blocks v[r] -> g[i] (i < 8): bytes 4r..4r+3 = row r's values 4i..4i+3. */
-INLINE void r8_transpose(const __m256i v[8], __m256i g[8]) {
-    __m256i t[8], u[8];
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) {
-        t[2 * k] = _mm256_unpacklo_epi32(v[2 * k], v[2 * k + 1]);
-        t[2 * k + 1] = _mm256_unpackhi_epi32(v[2 * k], v[2 * k + 1]);
-    }
-#pragma GCC unroll 2
-    for (int h = 0; h < 2; h++) { /* rows 4h..4h+3: u[4h + j] = groups j, j + 4 of them */
-        u[4 * h + 0] = _mm256_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
-        u[4 * h + 1] = _mm256_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
-        u[4 * h + 2] = _mm256_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
-        u[4 * h + 3] = _mm256_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
-    }
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        g[j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x20);
-        g[4 + j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x31);
-    }
-}
-
 /* Rows [0, nrow) (nrow <= 8; missing rows are zero) of w -> one group. */
 INLINE void r8_unpack(const uint8_t *w, size_t rb, int nrow, int64_t nb, uint8_t *dst,
                       const uint8_t *lim, const int kind) {
@@ -724,7 +702,7 @@ INLINE void r8_unpack(const uint8_t *w, size_t rb, int nrow, int64_t nb, uint8_t
         r8_load(w, rb, 0, nrow, b, lim, v, d, kind);
         uint8_t *o = dst + (size_t)b * R8_BLK;
         memcpy(o, d, 32);
-        r8_transpose(v, g);
+        avx2_r8_transpose(v, g);
 #pragma GCC unroll 8
         for (int i = 0; i < 8; i++) {
             _mm256_storeu_si256((__m256i *)(o + 32 + 64 * i),
@@ -884,7 +862,7 @@ INLINE void r16_unpack(const uint8_t *w, size_t rb, int nrow, int64_t nb, uint8_
             float d[8];
             r8_load(w, rb, 8 * h, nrow, b, lim, v, d, kind);
             memcpy(o + 32 * h, d, 32);
-            r8_transpose(v, g);
+            avx2_r8_transpose(v, g);
 #pragma GCC unroll 8
             for (int i = 0; i < 8; i++)
                 _mm256_storeu_si256((__m256i *)(o + 64 + 64 * i + 32 * h), g[i]);

@@ -114,10 +114,11 @@ static void test_shapes(void **state) {
     }
 }
 
-/* The avx512 variant's tiles (avx2_q.c built with VNNI, the signed kinds in
- * unsigned form) give bitwise the avx2 variant's values: the same integers,
- * the same float steps. Every type, decode and batch shapes, one thread and a
- * pool; the quantized weights are random bytes (Q8_0's -128 included). */
+/* The avx512 variant's tiles (avx2_q.c and avx2_kq.c built with VNNI, the
+ * signed kinds in unsigned form, 16-row batch groups) give bitwise the avx2
+ * variant's values: the same integers, the same float steps. Every type
+ * (the K-quants too), decode and batch shapes, one thread and a pool; the
+ * quantized weights are random bytes (Q8_0's -128 included). */
 static void test_avx512_equals_avx2(void **state) {
     (void)state;
     if (!kern_avx512_supported()) {
@@ -131,21 +132,26 @@ static void test_avx512_equals_avx2(void **state) {
     static const struct {
         int64_t C, R;
         int T;
-    } shapes[] = {{256, 71, 1},  {256, 71, 2},  {256, 71, 5},  {256, 71, 8},  {256, 71, 9},
-                  {512, 37, 17}, {256, 39, 64}, {256, 23, 70}, {2560, 21, 5}, {1088, 66, 1}};
-    for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++)
+    } shapes[] = {{256, 71, 1},  {256, 71, 2},  {256, 71, 5},   {256, 71, 8},
+                  {256, 71, 9},  {512, 37, 17}, {256, 39, 64},  {256, 23, 70},
+                  {2560, 21, 5}, {1088, 66, 1}, {1024, 150, 3}, {768, 17, 33}};
+    static const ht_type all[] = {HT_F32,  HT_F16,    HT_BF16, HT_Q8_0, HT_Q4_0, HT_Q5_0, HT_Q4_1,
+                                  HT_Q5_1, HT_IQ4_NL, HT_Q2_K, HT_Q3_K, HT_Q4_K, HT_Q5_K, HT_Q6_K};
+    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++)
         for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+            const ht_type type = all[k];
             const int64_t C = shapes[s].C, R = shapes[s].R;
             const int T = shapes[s].T;
+            if (C % ht_type_get(type)->block_size) continue;
             size_t rb;
-            void *wd = ktu_random_matrix(types[k], C, R, &rb);
+            void *wd = ktu_random_matrix(type, C, R, &rb);
             float *x = malloc(sizeof(float) * (size_t)(C * T));
             float *y2 = malloc(sizeof(float) * (size_t)(R * T));
             float *y5 = malloc(sizeof(float) * (size_t)(R * T));
             assert_true(wd && x && y2 && y5);
             for (int64_t i = 0; i < C * T; i++) x[i] = ktu_frand();
             kern_mat w;
-            assert_int_equal(kern_mat_init(&w, types[k], C, R, wd, &err), 0);
+            assert_int_equal(kern_mat_init(&w, type, C, R, wd, &err), 0);
             tp_pool *p = s % 2 ? pool : NULL;
             assert_int_equal(kern_select("avx2", &err), 0);
             kern_matmul(p, &w, x, (size_t)C, y2, (size_t)R, T);
@@ -155,7 +161,7 @@ static void test_avx512_equals_avx2(void **state) {
                 if (memcmp(&y2[i], &y5[i], sizeof(float)))
                     fail_msg("%s %lld x %lld, %d tokens: row %lld token %lld: avx2 %.9g, "
                              "avx512 %.9g",
-                             ht_type_get(types[k])->name, (long long)R, (long long)C, T,
+                             ht_type_get(type)->name, (long long)R, (long long)C, T,
                              (long long)(i % R), (long long)(i / R), y2[i], y5[i]);
             free(wd);
             free(x);
