@@ -500,7 +500,7 @@ AVX2 static inline AI void k_micro(const int ty, const int R, const int T, const
  *   then  Q4_K / Q5_K: dsc[8][16], dmn[8][16] (F32, [sub-block][row])
  *         Q6_K: sc[16][16] (int32 per-16 scales, [16-group][row]), d[16] */
 #define K16_BLK 5184
-#define K16_T   2 /* tokens per micro-kernel call: 8 accumulators each */
+#define K16_T   8 /* tokens per micro-kernel call */
 
 #define K_R16_TYPE(ty) ((ty) == K_Q4 || (ty) == K_Q5 || (ty) == K_Q6)
 
@@ -561,21 +561,6 @@ AVX2 static inline AI void k16_unpack(const int ty, const uint8_t *w, size_t row
     }
 }
 
-/* The integer dot of 4-value groups [g0, g0 + n) of sub-block j for 16 rows
- * against token a's values (exact: at most 32 * 63 * 127 per lane). */
-AVX2 static inline AI __m512i k16_dot(const uint8_t *o, int j, int g0, const int n,
-                                      const act_k *a) {
-    __m512i S = _mm512_setzero_si512();
-    UNROLL
-    for (int g = g0; g < g0 + n; g++) {
-        int32_t a4;
-        memcpy(&a4, a->qs + 32 * j + 4 * g, 4);
-        S = _mm512_dpbusd_epi32(S, _mm512_loadu_si512((const void *)(o + 64 * (8 * j + g))),
-                                _mm512_set1_epi32(a4));
-    }
-    return S;
-}
-
 /* avx2_hsum8's tree over the 8 lanes, here 8 vectors: lane by lane the same sums. */
 AVX2 static inline AI __m512 k16_sum8(const __m512 v[8]) {
     return _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(v[0], v[4]), _mm512_add_ps(v[2], v[6])),
@@ -584,59 +569,81 @@ AVX2 static inline AI __m512 k16_sum8(const __m512 v[8]) {
 
 /* 16 unpacked rows x T tokens, all superblocks: out[t][r]. Per (row, token)
  * the float steps of k_accum / k_finish: lane j of their 8-lane
- * accumulators is acc[j] here, one vector of 16 rows. */
+ * accumulators is a 16-row vector here, one sub-block j at a time over all
+ * superblocks (so that 8 tokens share each weight load), kept in accj until
+ * the 8 are summed in avx2_hsum8's order. */
 AVX2 static inline AI void k16_micro(const int ty, const int T, const uint8_t *dec, int64_t nsb,
                                      const act_k *const *a, float (*out)[16]) {
-    __m512 acc[K16_T][8];
-    UNROLL
-    for (int t = 0; t < T; t++) UNROLL
-    for (int j = 0; j < 8; j++) acc[t][j] = _mm512_setzero_ps();
-    for (int64_t s = 0; s < nsb; s++) {
-        const uint8_t *o = dec + (size_t)s * K16_BLK;
+    __m512 accj[8][K16_T], accm[8][K16_T];
+    for (int j = 0; j < 8; j++) {
+        __m512 acc[K16_T], am[K16_T];
         UNROLL
-        for (int j = 0; j < 8; j++) {
+        for (int t = 0; t < T; t++) acc[t] = am[t] = _mm512_setzero_ps();
+        for (int64_t s = 0; s < nsb; s++) {
+            const uint8_t *o = dec + (size_t)s * K16_BLK;
+            __m512i uw[8];
             UNROLL
-            for (int t = 0; t < T; t++) {
-                const act_k *as = a[t] + s;
-                __m512i S;
-                __m512 f;
-                if (K_FLOAT_SCALES(ty)) {
-                    S = k16_dot(o, j, 0, 8, as);
-                    f = _mm512_mul_ps(_mm512_loadu_ps((const float *)(o + 4096) + 16 * j),
-                                      _mm512_set1_ps(as->d[j]));
-                } else { /* Q6_K: per 16-group l: sc_l * (dot_l - 32 * bsum_l) */
-                    const int32_t *sc = (const int32_t *)(o + 4096);
-                    const __m512i e0 = _mm512_sub_epi32(k16_dot(o, j, 0, 4, as),
-                                                        _mm512_set1_epi32(32 * as->bsum[2 * j]));
-                    const __m512i e1 = _mm512_sub_epi32(
-                        k16_dot(o, j, 4, 4, as), _mm512_set1_epi32(32 * as->bsum[2 * j + 1]));
-                    S = _mm512_add_epi32(
-                        _mm512_mullo_epi32(e0, _mm512_loadu_si512((const void *)(sc + 32 * j))),
-                        _mm512_mullo_epi32(e1,
-                                           _mm512_loadu_si512((const void *)(sc + 32 * j + 16))));
-                    f = _mm512_mul_ps(_mm512_loadu_ps((const float *)(o + 5120)),
-                                      _mm512_set1_ps(as->d[j]));
+            for (int g = 0; g < 8; g++)
+                uw[g] = _mm512_loadu_si512((const void *)(o + 64 * (8 * j + g)));
+            if (K_FLOAT_SCALES(ty)) {
+                const __m512 dsc = _mm512_loadu_ps((const float *)(o + 4096) + 16 * j);
+                const __m512 dmn = _mm512_loadu_ps((const float *)(o + 4608) + 16 * j);
+                UNROLL
+                for (int t = 0; t < T; t++) {
+                    const act_k *as = a[t] + s;
+                    __m512i S = _mm512_setzero_si512();
+                    UNROLL
+                    for (int g = 0; g < 8; g++) {
+                        int32_t a4;
+                        memcpy(&a4, as->qs + 32 * j + 4 * g, 4);
+                        S = _mm512_dpbusd_epi32(S, uw[g], _mm512_set1_epi32(a4));
+                    }
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S),
+                                             _mm512_mul_ps(dsc, _mm512_set1_ps(as->d[j])), acc[t]);
+                    am[t] = _mm512_fmadd_ps(dmn, _mm512_set1_ps(as->dsum[j]), am[t]);
                 }
-                acc[t][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S), f, acc[t][j]);
+            } else { /* Q6_K: per 16-group l: sc_l * (dot_l - 32 * bsum_l) */
+                const int32_t *sc = (const int32_t *)(o + 4096);
+                const __m512i sc0 = _mm512_loadu_si512((const void *)(sc + 32 * j));
+                const __m512i sc1 = _mm512_loadu_si512((const void *)(sc + 32 * j + 16));
+                const __m512 d = _mm512_loadu_ps((const float *)(o + 5120));
+                UNROLL
+                for (int t = 0; t < T; t++) {
+                    const act_k *as = a[t] + s;
+                    __m512i S0 = _mm512_setzero_si512(), S1 = _mm512_setzero_si512();
+                    UNROLL
+                    for (int g = 0; g < 4; g++) {
+                        int32_t a0, a1;
+                        memcpy(&a0, as->qs + 32 * j + 4 * g, 4);
+                        memcpy(&a1, as->qs + 32 * j + 16 + 4 * g, 4);
+                        S0 = _mm512_dpbusd_epi32(S0, uw[g], _mm512_set1_epi32(a0));
+                        S1 = _mm512_dpbusd_epi32(S1, uw[4 + g], _mm512_set1_epi32(a1));
+                    }
+                    S0 = _mm512_sub_epi32(S0, _mm512_set1_epi32(32 * as->bsum[2 * j]));
+                    S1 = _mm512_sub_epi32(S1, _mm512_set1_epi32(32 * as->bsum[2 * j + 1]));
+                    const __m512i S =
+                        _mm512_add_epi32(_mm512_mullo_epi32(S0, sc0), _mm512_mullo_epi32(S1, sc1));
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S),
+                                             _mm512_mul_ps(d, _mm512_set1_ps(as->d[j])), acc[t]);
+                }
             }
+        }
+        UNROLL
+        for (int t = 0; t < T; t++) {
+            accj[j][t] = acc[t];
+            accm[j][t] = am[t];
         }
     }
     UNROLL
     for (int t = 0; t < T; t++) {
-        __m512 y = k16_sum8(acc[t]);
-        if (K_FLOAT_SCALES(ty)) { /* minus the mins' sum, accumulated as k_accum does */
-            __m512 accm[8];
-            UNROLL
-            for (int j = 0; j < 8; j++) accm[j] = _mm512_setzero_ps();
-            for (int64_t s = 0; s < nsb; s++) {
-                const float *dmn = (const float *)(dec + (size_t)s * K16_BLK + 4608);
-                UNROLL
-                for (int j = 0; j < 8; j++)
-                    accm[j] = _mm512_fmadd_ps(_mm512_loadu_ps(dmn + 16 * j),
-                                              _mm512_set1_ps(a[t][s].dsum[j]), accm[j]);
-            }
-            y = _mm512_sub_ps(y, k16_sum8(accm));
+        __m512 v[8], m[8];
+        UNROLL
+        for (int j = 0; j < 8; j++) {
+            v[j] = accj[j][t];
+            m[j] = accm[j][t];
         }
+        __m512 y = k16_sum8(v);
+        if (K_FLOAT_SCALES(ty)) y = _mm512_sub_ps(y, k16_sum8(m));
         _mm512_storeu_ps(out[t], y);
     }
 }
@@ -653,10 +660,23 @@ AVX2 static inline AI void k16_tile(const int ty, const uint8_t *w, size_t row_b
             for (int t = 0; t < tn; t++)
                 at[t] = (const act_k *)(act + (size_t)(t0 + t) * act_stride);
             float out[K16_T][16];
-            if (tn == K16_T)
+            switch (tn) {
+#define K16_CASE(n)                                                                                \
+    case n:                                                                                        \
+        k16_micro(ty, n, scratch, nsb, at, out);                                                   \
+        break;
+                K16_CASE(1)
+                K16_CASE(2)
+                K16_CASE(3)
+                K16_CASE(4)
+                K16_CASE(5)
+                K16_CASE(6)
+                K16_CASE(7)
+#undef K16_CASE
+            default:
                 k16_micro(ty, K16_T, scratch, nsb, at, out);
-            else
-                k16_micro(ty, 1, scratch, nsb, at, out);
+                break;
+            }
             for (int t = 0; t < tn; t++)
                 memcpy(y + (size_t)(t0 + t) * ldy + r0, out[t], sizeof(float) * (size_t)rn);
         }

@@ -7,8 +7,9 @@
  * activations to 8-bit blocks of 32 for Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/IQ4_NL and
  * Q2_K..Q6_K weights and uses integer dot products (the golden tests' "fast" tier;
  * kern_act_block says which types); "avx512" (avx512*.c: avx2's code with
- * AVX-512 VNNI dot products for the Q8_0 family, where the CPU has AVX512F,
- * BW, VL and VNNI) gives bitwise avx2's values; "neon" (neon.c,
+ * AVX-512 VNNI dot products and 512-bit batches, where the CPU has AVX512F,
+ * BW, VL and VNNI) gives bitwise avx2's values for quantized weights and
+ * sums float weights in 16 lanes; "neon" (neon.c,
  * aarch64, the default there) does the same for Q8_0/Q4_0 weights and has
  * NEON F32/F16 dot products. The variant is chosen once, at the first call into this
  * module: the environment variable
