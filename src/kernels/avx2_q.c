@@ -47,8 +47,11 @@
  * avx512_q.c with HEARTH_VNNI defined, as the avx512 variant's (avx512_q_type):
  * the same code with AVX-512 VNNI's vpdpbusd in place of maddubs + madd, and
  * every signed kind (Q8_0, IQ4_NL) in the unsigned form below, so that a
- * 4-value product is one instruction. The integers are the same, so each
- * (row, token) value is bitwise the same in both variants (test_avx2q). */
+ * 4-value product is one instruction, and batches on 16-row groups of
+ * 512-bit vectors (r16_*). The integers and float steps are the same, so
+ * each (row, token) value of a quantized type is bitwise the same in both
+ * variants (test_avx2q). Float types get their own 512-bit tiles (f5_*):
+ * 16-lane sums, the same values up to summation order. */
 #if defined(HEARTH_VNNI) && defined(HEARTH_VNNI_EMULATE)
 /* tests/kernels/test_vnni_emu.c: the VNNI tiles on any AVX2 CPU, with
  * vpdpbusd computed exactly by AVX2 instructions (slowly) */
