@@ -46,15 +46,31 @@ void hearth_free(void *p);
 
 /* ---- models ---- */
 
+/* How the weights are held in memory. */
+typedef enum hearth_load {
+    /* HEARTH_LOAD_COPY when the kernel grants transparent huge pages on
+     * request and the file takes at most 3/4 of the available memory, else
+     * HEARTH_LOAD_MMAP */
+    HEARTH_LOAD_AUTO = 0,
+    /* the file mapped read-only: loads at once, shares the page cache with
+     * other processes, 4 KiB pages */
+    HEARTH_LOAD_MMAP = 1,
+    /* the file read into private memory in 2 MiB huge pages: a read of the
+     * whole file at load, then faster to stream (fewer TLB misses) */
+    HEARTH_LOAD_COPY = 2
+} hearth_load;
+
 typedef struct hearth_model_params {
     int n_threads; /* <= 0: every online CPU */
+    hearth_load load;
     /* Called while the weights are read in (fraction 0..1), or NULL. */
     void (*progress)(void *ud, float fraction);
     void *progress_ud;
 } hearth_model_params;
 
-/* params may be NULL (defaults). Maps and validates the file, then reads the
- * weights once so the first token does not pay for the page faults. */
+/* params may be NULL (defaults). Maps or copies (params->load) and
+ * validates the file, then touches the weights once so the first token does
+ * not pay for the page faults. */
 hearth_model *hearth_model_load(const char *path, const hearth_model_params *params);
 void hearth_model_free(hearth_model *m);
 

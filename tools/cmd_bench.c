@@ -37,9 +37,11 @@ static void usage(FILE *out) {
             "  -t, --threads N      CPU threads (default: all)\n"
             "  -r, --repetitions N  timed runs per test after one warm-up (default 5)\n"
             "      --json           print one JSON object instead of the table\n"
+            "      --mmap, --no-mmap  weights used from the file mapping (4 KiB pages), or\n"
+            "                       copied into 2 MiB huge pages (default: copy if THP is on\n"
+            "                       and they fit in 3/4 of the available memory)\n"
             "      --bw-size MIB    buffer of the bandwidth measurement (default 1024)\n"
-            "      --bw-pages 4k|thp  its pages: 4k (default) for weights used from the file\n"
-            "                       mapping, thp for weights copied into huge pages\n"
+            "      --bw-pages 4k|thp  its pages (default: those the weights live in)\n"
             "      --bandwidth      only measure read bandwidth, 4 KiB pages and 2 MiB THP\n"
             "      --size MIB       its buffer (default 1024)\n"
             "      --passes N       its timed passes, best reported (default 5)\n"
@@ -53,15 +55,16 @@ static void usage(FILE *out) {
                  "deviations are over the repetitions. The speed of light: bytes read per\n"
                  "generated token (non-expert weights with the output matrix, one embedding\n"
                  "row, the chosen experts, the KV cache at the mean position) x tg tok/s, as\n"
-                 "a share of the read bandwidth measured with the weights' page size (4 KiB\n"
-                 "for a file mapping; --bw-pages).\n");
+                 "a share of the read bandwidth measured with the weights' kind of pages (4 KiB\n"
+                 "for a file mapping, 2 MiB THP for a copy mostly in huge pages; --bw-pages).\n");
 }
 
 typedef struct opts {
     const char *model;
     int n_prompt, n_gen, threads, reps, bw_mib, size_mib, passes;
-    bool json, bandwidth;
+    bool json, bandwidth, bw_pages_set;
     bw_pages bw_pages;
+    model_load_mode load;
     const char *shape, *type, *out;
     uint64_t seed;
 } opts;
@@ -99,7 +102,10 @@ static int parse(int argc, char **argv, opts *o) {
             o->bandwidth = true;
         } else if (!strcmp(a, "--bw-pages") && v && (!strcmp(v, "4k") || !strcmp(v, "thp"))) {
             o->bw_pages = !strcmp(v, "thp") ? BW_PAGES_THP : BW_PAGES_4K;
+            o->bw_pages_set = true;
             i++;
+        } else if (!strcmp(a, "--mmap") || !strcmp(a, "--no-mmap")) {
+            o->load = !strcmp(a, "--mmap") ? MODEL_LOAD_MAP : MODEL_LOAD_COPY;
         } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) {
             o->model = v, i++;
         } else if (!strcmp(a, "--seed") && v) {
@@ -240,6 +246,7 @@ static int bench_model(const opts *o) {
     hearth_err err;
     model_params mp = model_default_params();
     mp.n_threads = (int)o->threads;
+    mp.load = o->load;
     model *m = model_load(o->model, &mp, &err);
     if (!m) {
         fprintf(stderr, "hearth bench: %s\n", err.msg);
@@ -324,9 +331,15 @@ static int bench_model(const opts *o) {
                         (uint64_t)model_ctx_n_ctx(c);
     uint64_t rss_limit = (gguf_file_size(gf) + kv_cache) / 10 * 11;
 
-    /* Measured with the pages the weights live in: 4 KiB for a file mapping. */
+    /* Measured with the pages the weights live in: 4 KiB for a file
+     * mapping, 2 MiB for a copy the kernel backed mostly with huge pages. */
+    const bool copied = model_weights_copied(m);
+    const double huge = model_weights_huge_fraction(m);
+    const bw_pages pages = o->bw_pages_set         ? o->bw_pages
+                           : copied && huge >= 0.5 ? BW_PAGES_THP
+                                                   : BW_PAGES_4K;
     bw_result bw;
-    if (bw_measure((size_t)o->bw_mib << 20, model_n_threads(m), o->bw_pages, 5, &bw, &err)) {
+    if (bw_measure((size_t)o->bw_mib << 20, model_n_threads(m), pages, 5, &bw, &err)) {
         fprintf(stderr, "hearth bench: %s\n", err.msg);
         goto done;
     }
@@ -372,9 +385,12 @@ static int bench_model(const opts *o) {
         json_object_set_new(js, "achieved_gbs", json_real(gbs));
         json_object_set_new(js, "bandwidth",
                             json_pack("{s:f, s:f, s:s, s:I, s:i}", "gbs", bw.gbs, "mean_gbs",
-                                      bw.mean_gbs, "pages", bw_pages_name(o->bw_pages), "bytes",
+                                      bw.mean_gbs, "pages", bw_pages_name(pages), "bytes",
                                       (json_int_t)bw.bytes, "n_threads", bw.n_threads));
         json_object_set_new(js, "pct_of_bandwidth", json_real(pct));
+        json_object_set_new(
+            js, "weights_memory",
+            json_pack("{s:s, s:f}", "held", copied ? "copy" : "mmap", "huge_fraction", huge));
         json_object_set_new(js, "peak_rss_bytes", json_integer((json_int_t)rss));
         json_object_set_new(js, "kv_cache_bytes", json_integer((json_int_t)kv_cache));
         json_object_set_new(js, "rss_limit_bytes", json_integer((json_int_t)rss_limit));
@@ -416,8 +432,14 @@ static int bench_model(const opts *o) {
             printf("measured B/token: %.3f GB read by the kernels in tg (%+.1f%% of computed)\n",
                    measured / 1e9, 100.0 * (measured - (double)b.total) / (double)b.total);
         printf("kernels: %s\n", kern_name());
+        if (copied && huge >= 0)
+            printf("weights: copied into anonymous memory, %.0f%% in 2 MiB huge pages\n",
+                   100 * huge);
+        else
+            printf("weights: %s\n", copied ? "copied into anonymous memory"
+                                           : "used from the file mapping (4 KiB pages)");
         printf("read bandwidth (%s pages, %d threads, %zu MiB): %.1f GB/s best, %.1f mean\n",
-               bw_pages_name(o->bw_pages), bw.n_threads, bw.bytes >> 20, bw.gbs, bw.mean_gbs);
+               bw_pages_name(pages), bw.n_threads, bw.bytes >> 20, bw.gbs, bw.mean_gbs);
         char ls[32];
         human((double)rss_limit, ls, sizeof ls);
         printf("peak RSS: %s (%s the limit file + KV cache + 10%% = %s)\n", rs,

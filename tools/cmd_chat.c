@@ -39,6 +39,8 @@ static void usage(FILE *out) {
             "  -n, --n-predict N       at most N tokens per answer (default: until end of turn)\n"
             "  -c, --ctx-size N        context length in tokens (default: min(4096, model's))\n"
             "  -t, --threads N         CPU threads (default: all)\n"
+            "      --mmap, --no-mmap   map the file (4 KiB pages), or copy the weights into\n"
+            "                          2 MiB huge pages (default: copy if THP is on and they fit)\n"
             "      --ignore-eos        answers go on until -n or the context is full\n\n%s\n"
             "in the chat: /system TEXT, /set PARAM VALUE (temp, top-k, top-p, min-p,\n"
             "repeat-penalty, repeat-last-n, presence-penalty, frequency-penalty, seed,\n"
@@ -237,6 +239,7 @@ static int read_block(const char *first, bool tty, char **line, size_t *cap, cha
 int cmd_chat(int argc, char **argv) {
     const char *model_arg = NULL, *system_arg = NULL;
     int n_ctx = 0, n_threads = 0, n_predict = -1;
+    hearth_load load = HEARTH_LOAD_AUTO;
     bool hide_thinking = false, ignore_eos = false;
     samp_opts so;
     memset(&so, 0, sizeof so);
@@ -273,6 +276,8 @@ int cmd_chat(int argc, char **argv) {
             hide_thinking = true;
         } else if (!strcmp(a, "--ignore-eos")) {
             ignore_eos = true;
+        } else if (!strcmp(a, "--mmap") || !strcmp(a, "--no-mmap")) {
+            load = !strcmp(a, "--mmap") ? HEARTH_LOAD_MMAP : HEARTH_LOAD_COPY;
         } else {
             fprintf(stderr, "hearth chat: unknown option '%s' (see hearth chat --help)\n", a);
             return 2;
@@ -289,7 +294,7 @@ int cmd_chat(int argc, char **argv) {
     char *line = NULL;
     size_t line_cap = 0;
     char *block = NULL; /* a """ message of several lines */
-    hearth_model *m = gen_load_model("chat", model_arg, n_threads);
+    hearth_model *m = gen_load_model("chat", model_arg, n_threads, load);
     if (!m) goto done;
     if (!hearth_model_chat_template(m)) {
         fprintf(stderr, "hearth chat: the model has no chat template; use hearth run\n");

@@ -24,6 +24,8 @@ static void usage(FILE *out) {
             "  -c, --ctx-size N        context length in tokens (default: min(4096, model's))\n"
             "  -b, --batch-size N      prompt tokens per forward pass (default 512)\n"
             "  -t, --threads N         CPU threads (default: all)\n"
+            "      --mmap, --no-mmap   map the file (4 KiB pages), or copy the weights into\n"
+            "                          2 MiB huge pages (default: copy if THP is on and they fit)\n"
             "      --stop S            stop before S (repeatable, up to %d)\n"
             "      --ignore-eos        keep generating through end-of-turn tokens\n"
             "      --chat              wrap the prompt as one user message in the chat template\n"
@@ -58,6 +60,7 @@ int cmd_run(int argc, char **argv) {
     const char *model_arg = NULL, *prompt_arg = NULL, *file_arg = NULL;
     const char *stops[MAX_STOPS];
     int n_stops = 0, n_predict = -1, n_ctx = 0, n_batch = 0, n_threads = 0;
+    hearth_load load = HEARTH_LOAD_AUTO;
     bool ignore_eos = false, chat = false, hide_thinking = false, special = false,
          print_ids = false, quiet = false;
     samp_opts so;
@@ -119,6 +122,8 @@ int cmd_run(int argc, char **argv) {
                 return 2;
             }
             stops[n_stops++] = val;
+        } else if (!strcmp(a, "--mmap") || !strcmp(a, "--no-mmap")) {
+            load = !strcmp(a, "--mmap") ? HEARTH_LOAD_MMAP : HEARTH_LOAD_COPY;
         } else if (!strcmp(a, "--ignore-eos")) {
             ignore_eos = true;
         } else if (!strcmp(a, "--chat")) {
@@ -175,7 +180,7 @@ int cmd_run(int argc, char **argv) {
     char *rendered = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    hearth_model *m = gen_load_model("run", model_arg, n_threads);
+    hearth_model *m = gen_load_model("run", model_arg, n_threads, load);
     if (!m) goto done;
     hearth_model_info info;
     hearth_model_get_info(m, &info);

@@ -98,11 +98,12 @@ static void progress(void *ud, float f) {
     fflush(stderr);
 }
 
-hearth_model *gen_load_model(const char *cmd, const char *arg, int n_threads) {
+hearth_model *gen_load_model(const char *cmd, const char *arg, int n_threads, hearth_load load) {
     char path[4096];
     if (cli_model_path(cmd, arg, path, sizeof path) < 0) return NULL;
     bool tty = isatty(STDERR_FILENO);
-    hearth_model_params mp = {.n_threads = n_threads, .progress = tty ? progress : NULL};
+    hearth_model_params mp = {
+        .n_threads = n_threads, .load = load, .progress = tty ? progress : NULL};
     hearth_model *m = hearth_model_load(path, &mp);
     if (tty) fprintf(stderr, "\r             \r");
     if (!m) fprintf(stderr, "hearth %s: %s\n", cmd, hearth_last_error());

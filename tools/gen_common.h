@@ -29,7 +29,7 @@ extern const char SAMP_OPTS_HELP[];
 /* Loads `-m ARG`: "demo" (written on first use, with a notice on stderr), a
  * path, or a model name in the local store. Shows progress on stderr when it
  * is a terminal. Prints the error and returns NULL on failure. */
-hearth_model *gen_load_model(const char *cmd, const char *arg, int n_threads);
+hearth_model *gen_load_model(const char *cmd, const char *arg, int n_threads, hearth_load load);
 
 /* A random seed from /dev/urandom (time as a fallback). */
 uint64_t gen_random_seed(void);

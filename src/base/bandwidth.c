@@ -11,9 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "base/hugemem.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -21,7 +22,7 @@
 #endif
 
 #define MIB            ((size_t)1 << 20)
-#define HUGE_PAGE      (2 * MIB)
+#define HUGE_PAGE      HM_HUGE_PAGE
 #define BW_MAX_THREADS 512
 #define CHUNK          ((size_t)1 << 20)
 
@@ -115,32 +116,6 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-/* kB of AnonHugePages in the mapping that contains addr; -1 when unknown. */
-static long huge_kb(const void *addr) {
-    FILE *f = fopen("/proc/self/smaps", "r");
-    if (!f) return -1;
-    char line[512];
-    bool inside = false;
-    long kb = -1;
-    uintptr_t a = (uintptr_t)addr;
-    while (fgets(line, sizeof line, f)) {
-        uintptr_t lo, hi;
-        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &lo, &hi) == 2 && strchr(line, '-') &&
-            line[0] != ' ') {
-            if (inside) break;
-            inside = a >= lo && a < hi;
-            continue;
-        }
-        long v;
-        if (inside && sscanf(line, "AnonHugePages: %ld kB", &v) == 1) {
-            kb = v;
-            break;
-        }
-    }
-    fclose(f);
-    return kb;
-}
-
 int bw_measure(size_t bytes, int n_threads, bw_pages pages, int passes, bw_result *out,
                hearth_err *err) {
     if (n_threads <= 0) {
@@ -166,19 +141,13 @@ int bw_measure(size_t bytes, int n_threads, bw_pages pages, int passes, bw_resul
     bytes = bytes / HUGE_PAGE * HUGE_PAGE;
     if (bytes < HUGE_PAGE) bytes = HUGE_PAGE;
 
-    size_t map_len = bytes + HUGE_PAGE;
-    uint8_t *map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (map == MAP_FAILED)
-        return hearth_errf(err, "bandwidth: cannot map %zu bytes: %s", map_len, strerror(errno));
-    uint8_t *buf = (uint8_t *)(((uintptr_t)map + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
-    /* Advice is a request: a kernel without THP refuses MADV_HUGEPAGE, which
-     * huge_fraction then shows. */
-    (void)madvise(buf, bytes, pages == BW_PAGES_THP ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    uint8_t *buf = hm_alloc(bytes, pages == BW_PAGES_THP, err);
+    if (!buf) return hearth_err_prefix(err, "bandwidth");
     memset(buf, 0x5a, bytes); /* touch every page before timing */
 
     _Atomic size_t *next = malloc(sizeof *next * (size_t)(passes + 1));
     if (!next) {
-        munmap(map, map_len);
+        hm_free(buf, bytes);
         return hearth_errf(err, "bandwidth: out of memory");
     }
     for (int p = 0; p <= passes; p++) atomic_init(&next[p], 0);
@@ -198,13 +167,13 @@ int bw_measure(size_t bytes, int n_threads, bw_pages pages, int passes, bw_resul
     pthread_t th[BW_MAX_THREADS];
     if (pthread_barrier_init(&job.start, NULL, (unsigned)n_threads)) {
         free(next);
-        munmap(map, map_len);
+        hm_free(buf, bytes);
         return hearth_errf(err, "bandwidth: cannot create barriers");
     }
     if (pthread_barrier_init(&job.done, NULL, (unsigned)n_threads)) {
         pthread_barrier_destroy(&job.start);
         free(next);
-        munmap(map, map_len);
+        hm_free(buf, bytes);
         return hearth_errf(err, "bandwidth: cannot create barriers");
     }
     pthread_mutex_init(&job.mu, NULL);
@@ -228,9 +197,9 @@ int bw_measure(size_t bytes, int n_threads, bw_pages pages, int passes, bw_resul
     pthread_cond_destroy(&job.cv);
     pthread_barrier_destroy(&job.start);
     pthread_barrier_destroy(&job.done);
-    long hkb = rc ? -1 : huge_kb(buf);
+    const double huge = rc ? -1 : hm_huge_fraction(buf, bytes);
     free(next);
-    munmap(map, map_len);
+    hm_free(buf, bytes);
     if (rc) return rc;
 
     /* Pass 0 warms up (TLB, prefetchers) and is not counted. */
@@ -245,11 +214,10 @@ int bw_measure(size_t bytes, int n_threads, bw_pages pages, int passes, bw_resul
     for (int i = 0; i < n_threads; i++) sink ^= wk[i].sink;
     *out = (bw_result){.gbs = best,
                        .mean_gbs = sum / passes,
-                       .huge_fraction = hkb < 0 ? -1 : (double)hkb * 1024.0 / (double)bytes,
+                       .huge_fraction = huge,
                        .bytes = streamed,
                        .n_threads = n_threads,
                        .passes = passes};
-    if (out->huge_fraction > 1) out->huge_fraction = 1;
     /* The sink keeps the loads alive; 0x5a bytes xor to a known value. */
     return sink == 0xdeadbeefcafef00dULL ? hearth_errf(err, "bandwidth: unexpected checksum") : 0;
 }

@@ -74,7 +74,14 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *par
         return NULL;
     }
     model_params mp = model_default_params();
-    if (params) mp.n_threads = params->n_threads;
+    if (params) {
+        mp.n_threads = params->n_threads;
+        mp.load = params->load == HEARTH_LOAD_MMAP   ? MODEL_LOAD_MAP
+                  : params->load == HEARTH_LOAD_COPY ? MODEL_LOAD_COPY
+                                                     : MODEL_LOAD_AUTO;
+        mp.progress = params->progress;
+        mp.progress_ud = params->progress_ud;
+    }
     hm->m = model_load(path, &mp, &e);
     if (!hm->m) goto fail;
     const gguf_file *f = model_gguf(hm->m);

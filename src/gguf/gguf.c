@@ -24,6 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/hugemem.h"
+
 #define GGUF_DEFAULT_ALIGNMENT 32
 /* The smallest possible encodings, used to bound counts before allocating:
  * a metadata entry is a key length (8), a 1-byte key, a type (4) and at least
@@ -35,7 +37,8 @@
 struct gguf_file {
     const uint8_t *base;
     size_t size;
-    bool mapped;
+    bool mapped; /* base is an mmap of the file */
+    bool copied; /* base is hm_alloc'ed memory holding the file */
     char *path;
     uint32_t version;
     uint32_t alignment;
@@ -602,7 +605,40 @@ gguf_file *gguf_open_memory(const void *data, size_t size, hearth_err *err) {
     return finish_open(f, err);
 }
 
-gguf_file *gguf_open(const char *path, hearth_err *err) {
+/* Reads the whole file into hm_alloc'ed memory (huge pages requested),
+ * then makes it read-only like a mapping. */
+static const uint8_t *copy_file(int fd, const char *path, size_t size, gguf_progress progress,
+                                void *ud, hearth_err *err) {
+    uint8_t *buf = hm_alloc(size, true, err);
+    if (!buf) {
+        hearth_err_prefix(err, "%s", path);
+        return NULL;
+    }
+    size_t done = 0;
+    while (done < size) {
+        /* 64 MiB reads: progress every 64 MiB */
+        size_t want = size - done > ((size_t)64 << 20) ? (size_t)64 << 20 : size - done;
+        ssize_t n = pread(fd, buf + done, want, (off_t)done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n < 0)
+                hearth_errf(err, "%s: cannot read at offset %zu: %s", path, done, strerror(errno));
+            else
+                hearth_errf(err, "%s: file ended at %zu of %zu bytes while reading", path, done,
+                            size);
+            hm_free(buf, size);
+            return NULL;
+        }
+        done += (size_t)n;
+        if (progress) progress(ud, (float)((double)done / (double)size));
+    }
+    /* Read-only like a mapping (best effort), whole huge pages so none is split. */
+    (void)mprotect(buf, (size + HM_HUGE_PAGE - 1) / HM_HUGE_PAGE * HM_HUGE_PAGE, PROT_READ);
+    return buf;
+}
+
+gguf_file *gguf_open_ex(const char *path, gguf_load how, gguf_progress progress, void *ud,
+                        hearth_err *err) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         hearth_errf(err, "%s: cannot open: %s", path, strerror(errno));
@@ -638,6 +674,15 @@ gguf_file *gguf_open(const char *path, hearth_err *err) {
     if (f->size == 0) {
         static const uint8_t empty[1];
         f->base = empty;
+    } else if (how == GGUF_LOAD_COPY) {
+        f->base = copy_file(fd, path, f->size, progress, ud, err);
+        if (!f->base) {
+            free(p);
+            free(f);
+            close(fd);
+            return NULL;
+        }
+        f->copied = true;
     } else {
         void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) {
@@ -654,6 +699,10 @@ gguf_file *gguf_open(const char *path, hearth_err *err) {
     return finish_open(f, err);
 }
 
+gguf_file *gguf_open(const char *path, hearth_err *err) {
+    return gguf_open_ex(path, GGUF_LOAD_MAP, NULL, NULL, err);
+}
+
 void gguf_close(gguf_file *f) {
     if (!f) return;
     if (f->kv)
@@ -663,6 +712,7 @@ void gguf_close(gguf_file *f) {
     free(f->kv_index);
     free(f->t_index);
     if (f->mapped) munmap((void *)f->base, f->size);
+    if (f->copied) hm_free((void *)f->base, f->size);
     free(f->path);
     free(f);
 }
@@ -672,6 +722,12 @@ uint32_t gguf_version(const gguf_file *f) {
 }
 uint32_t gguf_alignment(const gguf_file *f) {
     return f->alignment;
+}
+bool gguf_copied(const gguf_file *f) {
+    return f->copied;
+}
+double gguf_huge_fraction(const gguf_file *f) {
+    return f->copied ? hm_huge_fraction(f->base, f->size) : 0;
 }
 size_t gguf_file_size(const gguf_file *f) {
     return f->size;

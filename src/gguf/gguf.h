@@ -1,8 +1,8 @@
-/* GGUF files (v2 and v3), read-only through mmap, validated before use.
+/* GGUF files (v2 and v3), read-only (mapped, or copied into huge pages), validated before use.
  *
  * gguf_open() checks every count, length, offset, dimension and type id
  * against the file size and for overflow; after it succeeds, every pointer the
- * accessors return lies inside the mapping. Strings are NOT NUL-terminated
+ * accessors return lies inside the file's bytes. Strings are NOT NUL-terminated
  * (they point into the file): use gguf_str's len, or gguf_str_eq / gguf_str_dup.
  * Also rejected: v1 and big-endian files, nested arrays, duplicate or empty
  * keys and keys or tensor names containing NUL, more than 4 dims, negative
@@ -78,8 +78,19 @@ typedef struct gguf_tensor {
 
 typedef struct gguf_file gguf_file;
 
+/* How gguf_open_ex holds the file's bytes. */
+typedef enum gguf_load {
+    GGUF_LOAD_MAP = 0, /* a read-only mmap of the file: 4 KiB pages, shared page cache, instant */
+    GGUF_LOAD_COPY = 1 /* read into private anonymous memory in 2 MiB huge pages (base/hugemem.h):
+                        * faster to stream, costs a read of the file and its size in memory */
+} gguf_load;
+
 /* Open and validate. On failure returns NULL and err says what and where. */
-gguf_file *gguf_open(const char *path, hearth_err *err);
+gguf_file *gguf_open(const char *path, hearth_err *err); /* GGUF_LOAD_MAP */
+/* progress (may be NULL) is called with the fraction read while copying. */
+typedef void (*gguf_progress)(void *ud, float fraction);
+gguf_file *gguf_open_ex(const char *path, gguf_load how, gguf_progress progress, void *ud,
+                        hearth_err *err);
 /* Same over a caller-owned buffer that must outlive the gguf_file (fuzzing,
  * tests). Tensor data is then aligned relative to `data`, not absolutely.
  * Errors from gguf_open start with the path; gguf_open_memory's do not. */
@@ -89,6 +100,10 @@ void gguf_close(gguf_file *f);
 uint32_t gguf_version(const gguf_file *f);
 uint32_t gguf_alignment(const gguf_file *f);
 size_t gguf_file_size(const gguf_file *f);
+/* Whether the bytes were copied (GGUF_LOAD_COPY), and the share of them the
+ * kernel backs with huge pages (0 for a mapping, -1 when unknown). */
+bool gguf_copied(const gguf_file *f);
+double gguf_huge_fraction(const gguf_file *f);
 const char *gguf_path(const gguf_file *f); /* "" for memory files */
 /* Absolute file offset of the data section (tensor offsets count from here). */
 uint64_t gguf_data_offset(const gguf_file *f);

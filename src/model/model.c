@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "base/hugemem.h"
 #include "model/model_impl.h"
 
 /* general.architecture -> implementation. One line per architecture. */
@@ -53,7 +55,7 @@ void *model_alloc(model *m, size_t bytes, hearth_err *err) {
 }
 
 model_params model_default_params(void) {
-    model_params p = {.n_threads = 0};
+    model_params p = {.n_threads = 0, .load = MODEL_LOAD_AUTO};
     return p;
 }
 
@@ -305,7 +307,16 @@ model *model_load(const char *path, const model_params *params, hearth_err *err)
         hearth_errf(err, "out of memory");
         return NULL;
     }
-    m->gf = gguf_open(path, err);
+    model_load_mode how = params ? params->load : MODEL_LOAD_AUTO;
+    if (how == MODEL_LOAD_AUTO) {
+        struct stat st;
+        how = stat(path, &st) == 0 && st.st_size > 0 && model_load_copies((size_t)st.st_size)
+                  ? MODEL_LOAD_COPY
+                  : MODEL_LOAD_MAP;
+    }
+    m->gf =
+        gguf_open_ex(path, how == MODEL_LOAD_COPY ? GGUF_LOAD_COPY : GGUF_LOAD_MAP,
+                     params ? params->progress : NULL, params ? params->progress_ud : NULL, err);
     if (!m->gf) goto fail;
     gguf_str arch;
     if (gguf_get_str(m->gf, "general.architecture", &arch, err) < 0) goto fail_prefix;
@@ -360,6 +371,19 @@ const model_hparams *model_hparams_of(const model *m) {
 
 const gguf_file *model_gguf(const model *m) {
     return m->gf;
+}
+
+bool model_load_copies(size_t bytes) {
+    const size_t avail = hm_mem_available();
+    return hm_thp_usable() && avail && bytes <= avail / 4 * 3;
+}
+
+bool model_weights_copied(const model *m) {
+    return gguf_copied(m->gf);
+}
+
+double model_weights_huge_fraction(const model *m) {
+    return gguf_huge_fraction(m->gf);
 }
 
 int model_n_threads(const model *m) {

@@ -50,9 +50,27 @@ typedef struct model_hparams {
     size_t weight_bytes;  /* bytes of all tensors the forward pass reads */
 } model_hparams;
 
+/* How the weights are held (gguf_load): */
+typedef enum model_load {
+    MODEL_LOAD_AUTO = 0, /* copy when model_load_copies() says so, else map */
+    MODEL_LOAD_MAP = 1,  /* the file mapped (4 KiB pages) */
+    MODEL_LOAD_COPY = 2  /* read into anonymous memory in 2 MiB huge pages */
+} model_load_mode;
+
 typedef struct model_params {
     int n_threads; /* <= 0: number of online CPUs */
+    model_load_mode load;
+    /* Called with the fraction read while a copy is made (may be NULL). */
+    void (*progress)(void *ud, float fraction);
+    void *progress_ud;
 } model_params;
+
+/* MODEL_LOAD_AUTO's choice for a file of `bytes`: copy when the kernel
+ * grants huge pages on request (THP "always" or "madvise") and the file
+ * takes at most 3/4 of the memory available now (the copy is not paged out
+ * as a mapping's clean pages are; the rest is left to the page cache, the
+ * KV cache and other programs). */
+bool model_load_copies(size_t bytes);
 
 model_params model_default_params(void);
 
@@ -68,6 +86,10 @@ const model_hparams *model_hparams_of(const model *m);
 /* The open GGUF file (owned by the model; valid until model_free). */
 const gguf_file *model_gguf(const model *m);
 int model_n_threads(const model *m);
+/* Whether the weights were copied into anonymous memory, and the share of
+ * them in huge pages (0 when mapped, -1 when unknown). */
+bool model_weights_copied(const model *m);
+double model_weights_huge_fraction(const model *m);
 
 /* A sequence state: KV cache for n_ctx positions (F32, per layer
  * [pos][kv_k_width] for K and [pos][kv_v_width] for V) and scratch for

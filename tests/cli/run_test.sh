@@ -61,6 +61,11 @@ c=$("$H" run -m "$M" -p "$P" -n 32 --ignore-eos --temp 1 --seed 12 --print-ids -
 [ -n "$a" ] && [ "$a" = "$b" ] && ok "same seed, same tokens" || fail "same seed: '$a' vs '$b'"
 [ "$a" != "$c" ] && ok "different seeds differ" || fail "seeds 11 and 12 gave the same tokens"
 [ "$(echo "$a" | wc -w)" -eq 32 ] && ok "-n 32 gives 32 tokens" || fail "-n 32: got '$a'"
+# the weights mapped or copied into huge pages: the same tokens
+d=$("$H" run -m "$M" -p "$P" -n 32 --ignore-eos --temp 1 --seed 11 --print-ids -q --mmap)
+e=$("$H" run -m "$M" -p "$P" -n 32 --ignore-eos --temp 1 --seed 11 --print-ids -q --no-mmap)
+[ "$a" = "$d" ] && [ "$a" = "$e" ] && ok "--mmap and --no-mmap give the same tokens" ||
+    fail "--mmap '$d' / --no-mmap '$e' vs '$a'"
 
 # 3. Only the text on stdout; stats on stderr.
 "$H" run -m "$M" -p "$P" -n 8 --ignore-eos --temp 0 >"$T/out" 2>"$T/err"

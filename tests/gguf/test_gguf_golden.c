@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gguf/gguf.h"
 
@@ -31,6 +32,12 @@ static int list_gguf(const char *dir, char names[][256], int cap) {
     closedir(d);
     qsort(names, (size_t)n, 256, (int (*)(const void *, const void *))strcmp);
     return n;
+}
+
+static void progress_probe(void *ud, float fraction) {
+    float *last = ud;
+    assert_true(fraction > *last && fraction <= 1.0f); /* increasing, within (0, 1] */
+    *last = fraction;
 }
 
 static void check_vocab(const gguf_file *f, const char *path) {
@@ -155,10 +162,87 @@ static void test_missing_file_says_why(void **state) {
     assert_non_null(strstr(err.msg, "No such file"));
 }
 
+/* GGUF_LOAD_COPY holds the same bytes as the mapping, read-only, in memory
+ * of its own (2 MiB-aligned): every tensor's data compares equal, at the
+ * same offset from the start of the file. */
+static void test_copy_equals_mapping(void **state) {
+    (void)state;
+    char dir[512], names[64][256];
+    snprintf(dir, sizeof dir, "%s/golden/models", shared());
+    int n = list_gguf(dir, names, 64);
+    assert_true(n > 0);
+    int progress_calls = 0;
+    float last = 0;
+    for (int i = 0; i < n; i += 5) { /* a sample of the files: each is read twice */
+        hearth_err err;
+        gguf_file *m = gguf_open(names[i], &err);
+        if (!m) fail_msg("%s", err.msg);
+        float frac = -1;
+        gguf_file *c = gguf_open_ex(names[i], GGUF_LOAD_COPY, progress_probe, &frac, &err);
+        if (!c) fail_msg("%s", err.msg);
+        progress_calls++;
+        last = frac;
+        assert_false(gguf_copied(m));
+        assert_true(gguf_copied(c));
+        assert_true(gguf_huge_fraction(m) == 0);
+        double h = gguf_huge_fraction(c);
+        assert_true(h == -1 || (h >= 0 && h <= 1));
+        assert_int_equal(gguf_file_size(m), gguf_file_size(c));
+        assert_int_equal(gguf_n_tensors(m), gguf_n_tensors(c));
+        assert_int_equal(gguf_n_kv(m), gguf_n_kv(c));
+        const uint8_t *cbase = NULL;
+        for (uint64_t t = 0; t < gguf_n_tensors(m); t++) {
+            const gguf_tensor *a = gguf_tensor_at(m, t), *b = gguf_tensor_at(c, t);
+            assert_int_equal(a->nbytes, b->nbytes);
+            assert_int_equal(a->offset, b->offset);
+            assert_ptr_not_equal(a->data, b->data);
+            assert_memory_equal(a->data, b->data, a->nbytes);
+            if (!cbase) cbase = (const uint8_t *)b->data - b->offset - gguf_data_offset(c);
+        }
+        assert_non_null(cbase);
+        assert_int_equal((uintptr_t)cbase % ((uintptr_t)2 << 20), 0);
+        gguf_close(m);
+        gguf_close(c);
+    }
+    assert_true(progress_calls > 0);
+    assert_true(last == 1.0f); /* the last call reports the whole file */
+}
+
+static void test_copy_errors(void **state) {
+    (void)state;
+    hearth_err err = {{0}};
+    assert_null(gguf_open_ex("/nonexistent/x.gguf", GGUF_LOAD_COPY, NULL, NULL, &err));
+    assert_non_null(strstr(err.msg, "No such file"));
+    assert_null(gguf_open_ex("/", GGUF_LOAD_COPY, NULL, NULL, &err));
+    assert_non_null(strstr(err.msg, "not a regular file"));
+    /* An empty file is opened (nothing to copy) and rejected by the parser. */
+    char path[] = "/tmp/hearth_gguf_copy_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_null(gguf_open_ex(path, GGUF_LOAD_COPY, NULL, NULL, &err));
+    assert_non_null(strstr(err.msg, path));
+    /* A truncated file: the copy is made, the parser says what is missing. */
+    char src[512];
+    snprintf(src, sizeof src, "%s/golden/models/llama-spm.f32.gguf", shared());
+    gguf_file *g = gguf_open(src, &err);
+    if (!g) fail_msg("%s", err.msg);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    const uint8_t *base = (const uint8_t *)gguf_tensor_at(g, 0)->data -
+                          gguf_tensor_at(g, 0)->offset - gguf_data_offset(g);
+    assert_int_equal(fwrite(base, 1, gguf_file_size(g) / 2, f), gguf_file_size(g) / 2);
+    fclose(f);
+    gguf_close(g);
+    assert_null(gguf_open_ex(path, GGUF_LOAD_COPY, NULL, NULL, &err));
+    assert_non_null(strstr(err.msg, path));
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vocab_files_open),
-        cmocka_unit_test(test_models_open),
+        cmocka_unit_test(test_copy_equals_mapping),   cmocka_unit_test(test_copy_errors),
+        cmocka_unit_test(test_vocab_files_open),      cmocka_unit_test(test_models_open),
         cmocka_unit_test(test_missing_file_says_why),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

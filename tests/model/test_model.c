@@ -124,6 +124,55 @@ static void test_prefill_equals_decode(void **state) {
     }
 }
 
+/* The weights mapped from the file or copied into huge pages: the same
+ * bytes, so bitwise the same logits; AUTO picks one of the two, as
+ * model_load_copies says. */
+static void test_load_modes(void **state) {
+    (void)state;
+    const char *names[] = {"qwen2-chatml.q4_k_m", "deepseek-v2-lite.q8_0"};
+    for (int k = 0; k < 2; k++) {
+        float *lg[3] = {NULL, NULL, NULL};
+        int V = 0;
+        const model_load_mode modes[] = {MODEL_LOAD_MAP, MODEL_LOAD_COPY, MODEL_LOAD_AUTO};
+        for (int i = 0; i < 3; i++) {
+            hearth_err err;
+            model_params p = model_default_params();
+            p.n_threads = 2;
+            p.load = modes[i];
+            model *m = model_load(golden(names[k]), &p, &err);
+            if (!m) fail_msg("%s: %s", names[k], err.msg);
+            const bool copied = model_weights_copied(m);
+            const double huge = model_weights_huge_fraction(m);
+            if (modes[i] == MODEL_LOAD_MAP) assert_false(copied);
+            if (modes[i] == MODEL_LOAD_COPY) assert_true(copied);
+            if (modes[i] == MODEL_LOAD_AUTO)
+                assert_int_equal(copied, model_load_copies(gguf_file_size(model_gguf(m))));
+            assert_true(copied ? huge >= -1 && huge <= 1 : huge == 0);
+            V = model_hparams_of(m)->n_vocab;
+            enum { N = 9 };
+            int32_t toks[N];
+            for (int t = 0; t < N; t++) toks[t] = (int32_t)((t * 53 + 7) % V);
+            model_ctx *c = model_ctx_new(m, 32, 16, &err);
+            assert_non_null(c);
+            lg[i] = malloc(sizeof(float) * N * (size_t)V);
+            assert_int_equal(model_eval(c, toks, N, 0, lg[i], MODEL_LOGITS_ALL, &err), 0);
+            model_ctx_free(c);
+            model_free(m);
+        }
+        assert_memory_equal(lg[0], lg[1], sizeof(float) * 9 * (size_t)V);
+        assert_memory_equal(lg[0], lg[2], sizeof(float) * 9 * (size_t)V);
+        for (int i = 0; i < 3; i++) free(lg[i]);
+    }
+    /* a file far beyond the memory available is not copied by AUTO */
+    assert_false(model_load_copies((size_t)1 << 60));
+    /* errors name the file in either mode */
+    hearth_err err = {{0}};
+    model_params p = model_default_params();
+    p.load = MODEL_LOAD_COPY;
+    assert_null(model_load("/nonexistent/x.gguf", &p, &err));
+    assert_non_null(strstr(err.msg, "/nonexistent/x.gguf"));
+}
+
 static void test_eval_errors(void **state) {
     (void)state;
     model *m = load("llama-spm.q8_0");
@@ -267,9 +316,8 @@ static void test_load_validation(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hparams),
-        cmocka_unit_test(test_prefill_equals_decode),
-        cmocka_unit_test(test_eval_errors),
+        cmocka_unit_test(test_hparams),         cmocka_unit_test(test_prefill_equals_decode),
+        cmocka_unit_test(test_load_modes),      cmocka_unit_test(test_eval_errors),
         cmocka_unit_test(test_load_validation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
