@@ -16,6 +16,8 @@
 #include <fcntl.h>
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -605,8 +607,50 @@ gguf_file *gguf_open_memory(const void *data, size_t size, hearth_err *err) {
     return finish_open(f, err);
 }
 
+/* Copying a file: 64 MiB chunks claimed from a counter by up to
+ * COPY_THREADS threads (the kernel zeroes each new page on first touch,
+ * then the read fills it: both scale with threads). */
+#define COPY_CHUNK   ((size_t)64 << 20)
+#define COPY_THREADS 8
+
+typedef struct copy_job {
+    int fd;
+    uint8_t *buf;
+    size_t size;
+    atomic_size_t next; /* next chunk to claim */
+    atomic_size_t done; /* bytes read */
+    atomic_int err;     /* 0; errno of a failed read; -1: the file ended early */
+    atomic_size_t err_at;
+} copy_job;
+
+/* Reads chunk c whole; false after recording the first failure. */
+static bool copy_chunk(copy_job *j, size_t c) {
+    size_t at = c * COPY_CHUNK, end = at + COPY_CHUNK < j->size ? at + COPY_CHUNK : j->size;
+    while (at < end) {
+        ssize_t n = pread(j->fd, j->buf + at, end - at, (off_t)at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            int zero = 0;
+            if (atomic_compare_exchange_strong(&j->err, &zero, n < 0 ? errno : -1))
+                atomic_store(&j->err_at, at);
+            return false;
+        }
+        at += (size_t)n;
+        atomic_fetch_add(&j->done, (size_t)n);
+    }
+    return true;
+}
+
+static void *copy_worker(void *p) {
+    copy_job *j = p;
+    const size_t n_chunks = (j->size + COPY_CHUNK - 1) / COPY_CHUNK;
+    for (size_t c; !atomic_load(&j->err) && (c = atomic_fetch_add(&j->next, 1)) < n_chunks;)
+        if (!copy_chunk(j, c)) break;
+    return NULL;
+}
+
 /* Reads the whole file into hm_alloc'ed memory (huge pages requested),
- * then makes it read-only like a mapping. */
+ * then makes it read-only like a mapping. progress runs on this thread. */
 static const uint8_t *copy_file(int fd, const char *path, size_t size, gguf_progress progress,
                                 void *ud, hearth_err *err) {
     uint8_t *buf = hm_alloc(size, true, err);
@@ -614,24 +658,39 @@ static const uint8_t *copy_file(int fd, const char *path, size_t size, gguf_prog
         hearth_err_prefix(err, "%s", path);
         return NULL;
     }
-    size_t done = 0;
-    while (done < size) {
-        /* 64 MiB reads: progress every 64 MiB */
-        size_t want = size - done > ((size_t)64 << 20) ? (size_t)64 << 20 : size - done;
-        ssize_t n = pread(fd, buf + done, want, (off_t)done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            if (n < 0)
-                hearth_errf(err, "%s: cannot read at offset %zu: %s", path, done, strerror(errno));
-            else
-                hearth_errf(err, "%s: file ended at %zu of %zu bytes while reading", path, done,
-                            size);
-            hm_free(buf, size);
-            return NULL;
-        }
-        done += (size_t)n;
-        if (progress) progress(ud, (float)((double)done / (double)size));
+    copy_job j = {.fd = fd, .buf = buf, .size = size};
+    atomic_init(&j.next, 0);
+    atomic_init(&j.done, 0);
+    atomic_init(&j.err, 0);
+    atomic_init(&j.err_at, 0);
+    const size_t n_chunks = (size + COPY_CHUNK - 1) / COPY_CHUNK;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t n_threads = cpus > 1 ? (size_t)cpus : 1;
+    if (n_threads > COPY_THREADS) n_threads = COPY_THREADS;
+    if (n_threads > n_chunks) n_threads = n_chunks;
+    pthread_t th[COPY_THREADS];
+    size_t started = 0;
+    while (started + 1 < n_threads && !pthread_create(&th[started], NULL, copy_worker, &j))
+        started++; /* a thread that cannot start leaves its share to the others */
+    float reported = 0;
+    for (size_t c; !atomic_load(&j.err) && (c = atomic_fetch_add(&j.next, 1)) < n_chunks;) {
+        if (!copy_chunk(&j, c)) break;
+        float f = (float)((double)atomic_load(&j.done) / (double)size);
+        if (progress && f > reported && f < 1.0f) progress(ud, reported = f);
     }
+    for (size_t i = 0; i < started; i++) pthread_join(th[i], NULL);
+    const int e = atomic_load(&j.err);
+    if (e) {
+        const size_t at = atomic_load(&j.err_at);
+        if (e > 0)
+            hearth_errf(err, "%s: cannot read at offset %zu: %s", path, at, strerror(e));
+        else
+            hearth_errf(err, "%s: file ended before byte %zu of %zu while reading", path, at + 1,
+                        size);
+        hm_free(buf, size);
+        return NULL;
+    }
+    if (progress) progress(ud, 1.0f);
     /* Read-only like a mapping (best effort), whole huge pages so none is split. */
     (void)mprotect(buf, (size + HM_HUGE_PAGE - 1) / HM_HUGE_PAGE * HM_HUGE_PAGE, PROT_READ);
     return buf;
