@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/bandwidth.h"
+#include "base/hugemem.h"
 #include "base/threadpool.h"
 #include "bench/bench_shape.h"
 #include "bench/bench_sol.h"
@@ -201,14 +202,7 @@ static void stats(test_result *t, int n) {
 
 /* Peak resident set (VmHWM) in bytes; 0 when unknown. */
 static uint64_t peak_rss(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return 0;
-    char line[256];
-    unsigned long long kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %llu kB", &kb) == 1) break;
-    fclose(f);
-    return (uint64_t)kb * 1024;
+    return hm_proc_bytes("/proc/self/status", "VmHWM");
 }
 
 static int run_pp(model_ctx *c, const int32_t *tok, int n, float *logits, double *secs,

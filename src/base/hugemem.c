@@ -81,13 +81,18 @@ bool hm_thp_usable(void) {
     return ok;
 }
 
-size_t hm_mem_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
+size_t hm_proc_bytes(const char *path, const char *key) {
+    FILE *f = fopen(path, "r");
     if (!f) return 0;
-    char line[256];
+    char line[256], fmt[96];
+    snprintf(fmt, sizeof fmt, "%.64s: %%llu kB", key);
     unsigned long long kb = 0;
     while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+        if (sscanf(line, fmt, &kb) == 1) break;
     fclose(f);
     return kb > SIZE_MAX / 1024 ? SIZE_MAX : (size_t)kb * 1024;
+}
+
+size_t hm_mem_available(void) {
+    return hm_proc_bytes("/proc/meminfo", "MemAvailable");
 }

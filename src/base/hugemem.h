@@ -36,5 +36,8 @@ bool hm_thp_usable(void);
 
 /* MemAvailable of /proc/meminfo in bytes; 0 when unknown. */
 size_t hm_mem_available(void);
+/* A "KEY: N kB" line of a /proc file (meminfo, self/status) in bytes; 0 when
+ * unknown. */
+size_t hm_proc_bytes(const char *path, const char *key);
 
 #endif

@@ -80,6 +80,15 @@ static void test_mem_available(void **state) {
     size_t a = hm_mem_available();
     /* Linux has /proc/meminfo: some memory is available to this test */
     assert_true(a > ((size_t)1 << 20));
+    /* this process's resident set: more than its 1 MiB region, touched */
+    const size_t n = (size_t)1 << 20;
+    char *p = hm_alloc(n, false, NULL);
+    assert_non_null(p);
+    memset(p, 1, n);
+    assert_true(hm_proc_bytes("/proc/self/status", "VmRSS") >= n);
+    assert_int_equal(hm_proc_bytes("/proc/self/status", "NoSuchKey"), 0);
+    assert_int_equal(hm_proc_bytes("/nonexistent", "VmRSS"), 0);
+    hm_free(p, n);
 }
 
 int main(void) {
