@@ -112,7 +112,8 @@ hearth_model *hearth_model_load(const char *path, const hearth_model_params *par
     in->n_threads = model_n_threads(hm->m);
     in->has_chat_template = hm->chat_template != NULL;
     in->thinks = hm->chat_template && strstr(hm->chat_template, "<think>") != NULL;
-    warm_up(f, params);
+    /* a copy is resident already (and reported its progress while read) */
+    if (!model_weights_copied(hm->m)) warm_up(f, params);
     return hm;
 fail:
     set_error(&e);

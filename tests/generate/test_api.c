@@ -59,6 +59,18 @@ static void test_load_info_and_errors(void **state) {
     fixture *f = *state;
     assert_true(f->progress_calls >= 1);
     assert_float_equal(f->last_progress, 1.0f, 1e-6);
+    /* either way of holding the weights reports progress to the end */
+    const hearth_load modes[] = {HEARTH_LOAD_MMAP, HEARTH_LOAD_COPY};
+    for (int i = 0; i < 2; i++) {
+        fixture g = {0};
+        hearth_model_params mp = {
+            .n_threads = 1, .load = modes[i], .progress = progress, .progress_ud = &g};
+        hearth_model *m = hearth_model_load(shared_path("golden/models/llama-spm.q8_0.gguf"), &mp);
+        if (!m) fail_msg("%s", hearth_last_error());
+        assert_true(g.progress_calls >= 1);
+        assert_float_equal(g.last_progress, 1.0f, 1e-6);
+        hearth_model_free(m);
+    }
     hearth_model_info in;
     hearth_model_get_info(f->m, &in);
     assert_string_equal(in.arch, "qwen2");
