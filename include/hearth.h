@@ -69,8 +69,8 @@ typedef struct hearth_model_params {
 } hearth_model_params;
 
 /* params may be NULL (defaults). Maps or copies (params->load) and
- * validates the file, then touches the weights once so the first token does
- * not pay for the page faults. */
+ * validates the file; a mapping's weights are then touched once so the first
+ * token does not pay for the page faults (a copy is resident already). */
 hearth_model *hearth_model_load(const char *path, const hearth_model_params *params);
 void hearth_model_free(hearth_model *m);
 
