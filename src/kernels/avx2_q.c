@@ -50,8 +50,8 @@
  * 4-value product is one instruction, and batches on 16-row groups of
  * 512-bit vectors (r16_*). The integers and float steps are the same, so
  * each (row, token) value of a quantized type is bitwise the same in both
- * variants (test_avx2q). Float types get their own 512-bit tiles (f5_*):
- * 16-lane sums, the same values up to summation order. */
+ * variants (test_avx2q). Float types run the same float tiles over 512-bit
+ * vectors (FV, below): 16-lane sums, the same values up to summation order. */
 #if defined(HEARTH_VNNI) && defined(HEARTH_VNNI_EMULATE)
 /* tests/kernels/test_vnni_emu.c: the VNNI tiles on any AVX2 CPU, with
  * vpdpbusd computed exactly by AVX2 instructions (slowly) */
@@ -71,7 +71,7 @@ AVX2 static inline __m256i emu_dpbusd(__m256i acc, __m256i u, __m256i s) {
 #define AVX2      __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #define Q_TYPE_OF avx512_q_type
 #define DPBUSD    _mm256_dpbusd_epi32
-#define Q_AVX512  1 /* 512-bit paths: float tiles (f5_*), 16-row batches (r16_*) */
+#define Q_AVX512  1 /* 512-bit paths: float tiles (FV), 16-row batches (r16_*) */
 #else
 #define Q_TYPE_OF avx2_q_type
 #endif
@@ -197,172 +197,7 @@ INLINE float w_at(const uint8_t *row, int64_t i, const int fk) {
     return v;
 }
 
-/* The end of a (row, token) value: hsum, then the columns [n8, n). */
-INLINE float f_finish(__m256 acc, const uint8_t *row, const float *x, int64_t n8, int64_t n,
-                      const int fk) {
-    __m128 s = _mm_set_ss(avx2_hsum8(acc));
-    for (int64_t i = n8; i < n; i++)
-        s = _mm_fmadd_ss(_mm_set_ss(w_at(row, i, fk)), _mm_set_ss(x[i]), s);
-    return _mm_cvtss_f32(s);
-}
-
-/* Decode: G rows from r of a tile against one token, y[r..r+G). */
-INLINE void f_rows(const uint8_t *w, size_t rb, int r, const int G, int nr, const float *x,
-                   int64_t n, float *y, const int fk) {
-    __m256 acc[8];
-    const int64_t n8 = n & ~(int64_t)7, es = fk == W_F32 ? 4 : 2;
-#pragma GCC unroll 8
-    for (int g = 0; g < G; g++) acc[g] = _mm256_setzero_ps();
-    const uint8_t *row = w + (size_t)r * rb;
-    for (int64_t i = 0; i < n8; i += 8) {
-        if ((i & (es == 2 ? 31 : 15)) == 0) prefetch_ahead(w, rb, r, G, nr, (size_t)(i * es), 64);
-        __m256 xv = _mm256_loadu_ps(x + i);
-#pragma GCC unroll 8
-        for (int g = 0; g < G; g++)
-            acc[g] = _mm256_fmadd_ps(ld_w8(row + (size_t)g * rb, i, fk), xv, acc[g]);
-    }
-#pragma GCC unroll 8
-    for (int g = 0; g < G; g++) y[r + g] = f_finish(acc[g], row + (size_t)g * rb, x, n8, n, fk);
-}
-
-/* Batch micro-kernel: R rows x T tokens over columns [0, kc) (a multiple of
- * 8) of a chunk; the accumulators live in acc (R x T vectors, row stride
- * ars vectors) between chunks. Row g at wf + g * wstride floats, token t at
- * x[t]. */
-INLINE void f_micro(const float *wf, size_t wstride, const float *const *x, int64_t kc, __m256 *acc,
-                    size_t ars, const int R, const int T) {
-    __m256 a[F_MR][F_MT];
-#pragma GCC unroll 4
-    for (int g = 0; g < R; g++)
-#pragma GCC unroll 3
-        for (int t = 0; t < T; t++) a[g][t] = acc[g * ars + t];
-    for (int64_t i = 0; i < kc; i += 8) {
-        __m256 xv[F_MT];
-#pragma GCC unroll 3
-        for (int t = 0; t < T; t++) xv[t] = _mm256_loadu_ps(x[t] + i);
-#pragma GCC unroll 4
-        for (int g = 0; g < R; g++) {
-            __m256 wv = _mm256_loadu_ps(wf + g * wstride + i);
-#pragma GCC unroll 3
-            for (int t = 0; t < T; t++) a[g][t] = _mm256_fmadd_ps(wv, xv[t], a[g][t]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int g = 0; g < R; g++)
-#pragma GCC unroll 3
-        for (int t = 0; t < T; t++) acc[g * ars + t] = a[g][t];
-}
-
-#ifndef Q_AVX512 /* (the avx512 build has its own float tiles, below) */
-/* The micro-kernels over sr rows x nt tokens of one chunk: a group of
- * tokens stays in L1 while every row group of the chunk passes. */
-AVX2 static void f_chunk(const float *wf, size_t wstride, int sr, const float *const *x, int nt,
-                         int64_t kc, __m256 *acc, pf_cursor *pc) {
-    for (int t = 0; t < nt;) {
-        const int tn = nt - t >= F_MT ? F_MT : 1;
-        for (int g = 0; g < sr;) {
-            const int gn = sr - g >= F_MR ? F_MR : 1;
-            const float *wg = wf + g * wstride;
-            __m256 *ag = acc + (size_t)g * nt + t;
-            pf_advance(pc);
-            if (gn == F_MR && tn == F_MT)
-                f_micro(wg, wstride, x + t, kc, ag, nt, F_MR, F_MT);
-            else if (gn == F_MR)
-                f_micro(wg, wstride, x + t, kc, ag, nt, F_MR, 1);
-            else if (tn == F_MT)
-                f_micro(wg, wstride, x + t, kc, ag, nt, 1, F_MT);
-            else
-                f_micro(wg, wstride, x + t, kc, ag, nt, 1, 1);
-            g += gn;
-        }
-        t += tn;
-    }
-}
-
-static size_t f_scratch(int64_t n) {
-    (void)n;
-    return sizeof(__m256) * SUB * MAX_TOKENS + sizeof(float) * SUB * F_KC + 64;
-}
-
-INLINE void tile_float(const uint8_t *w, size_t rb, int nr, const uint8_t *act, size_t act_stride,
-                       int nt, int64_t n, float *y, size_t ldy, uint8_t *scratch, const int fk) {
-    if (nt < F_BATCH_MIN || !scratch) {
-        for (int t = 0; t < nt; t++) {
-            const float *x = (const float *)(act + (size_t)t * act_stride);
-            float *yt = y + (size_t)t * ldy;
-            int r = 0;
-            for (; r + 8 <= nr; r += 8) f_rows(w, rb, r, 8, nr, x, n, yt, fk);
-            for (; r + 4 <= nr; r += 4) f_rows(w, rb, r, 4, nr, x, n, yt, fk);
-            for (; r < nr; r++) f_rows(w, rb, r, 1, nr, x, n, yt, fk);
-        }
-        return;
-    }
-    __m256 *acc = (__m256 *)(((uintptr_t)scratch + 31) & ~(uintptr_t)31);
-    float *wf = (float *)(acc + SUB * MAX_TOKENS);
-    const float *x[MAX_TOKENS], *xc[MAX_TOKENS];
-    for (int t = 0; t < nt; t++) x[t] = (const float *)(act + (size_t)t * act_stride);
-    const int64_t n8 = n & ~(int64_t)7;
-    for (int r0 = 0; r0 < nr; r0 += SUB) {
-        const int sr = nr - r0 < SUB ? nr - r0 : SUB;
-        const uint8_t *ws = w + (size_t)r0 * rb;
-        for (int k = 0; k < sr * nt; k++) acc[k] = _mm256_setzero_ps();
-        const int nx = nr - r0 - sr < SUB ? nr - r0 - sr : SUB; /* rows of the next sub-tile */
-        const size_t es = fk == W_F32 ? 4 : 2,
-                     calls = (size_t)((nt + F_MT - 1) / F_MT) * (size_t)((sr + F_MR - 1) / F_MR);
-        for (int64_t c0 = 0; c0 < n8; c0 += F_KC) {
-            const int64_t kc = n8 - c0 < F_KC ? n8 - c0 : F_KC;
-            /* prefetch: the next chunk of these rows, or the first of the next rows */
-            pf_cursor pc =
-                c0 + kc < n8
-                    ? pf_rect(w, rb, r0, r0 + sr, (size_t)(c0 + kc) * es,
-                              (size_t)(n8 - c0 - kc < F_KC ? n8 : c0 + kc + F_KC) * es, calls)
-                    : pf_rect(w, rb, r0 + sr, r0 + sr + nx, 0, (size_t)(n8 < F_KC ? n8 : F_KC) * es,
-                              calls);
-            for (int t = 0; t < nt; t++) xc[t] = x[t] + c0;
-            if (fk != W_F32) {
-                for (int g = 0; g < sr; g++)
-                    for (int64_t i = 0; i < kc; i += 8)
-                        _mm256_storeu_ps(wf + g * F_KC + i, ld_w8(ws + (size_t)g * rb, c0 + i, fk));
-                f_chunk(wf, F_KC, sr, xc, nt, kc, acc, &pc);
-            } else {
-                f_chunk((const float *)ws + c0, rb / 4, sr, xc, nt, kc, acc, &pc);
-            }
-        }
-        for (int g = 0; g < sr; g++)
-            for (int t = 0; t < nt; t++)
-                y[(size_t)t * ldy + r0 + g] =
-                    f_finish(acc[g * nt + t], ws + (size_t)g * rb, x[t], n8, n, fk);
-    }
-}
-
-AVX2 static void tile_f32(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,
-                          size_t act_stride, int nt, int64_t n, float *y, size_t ldy,
-                          uint8_t *scratch) {
-    tile_float(w, row_bytes, nr, act, act_stride, nt, n, y, ldy, scratch, W_F32);
-}
-
-AVX2 static void tile_f16(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,
-                          size_t act_stride, int nt, int64_t n, float *y, size_t ldy,
-                          uint8_t *scratch) {
-    tile_float(w, row_bytes, nr, act, act_stride, nt, n, y, ldy, scratch, W_F16);
-}
-
-AVX2 static void tile_bf16(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,
-                           size_t act_stride, int nt, int64_t n, float *y, size_t ldy,
-                           uint8_t *scratch) {
-    tile_float(w, row_bytes, nr, act, act_stride, nt, n, y, ldy, scratch, W_BF16);
-}
-#endif
-
 #ifdef Q_AVX512
-/* AVX-512 float tiles: the avx2 ones with 16-lane accumulators. A (row,
- * token) value is acc = fma(w[i..i+16), x[i..i+16), acc) over i = 0, 16, ...,
- * then avx512_hsum16(acc), then the tail columns one scalar FMA each, in
- * decode and batches alike (the same values as avx2's up to summation
- * order: test_avx2q holds both to a double-precision dot). */
-#define F5_MR 4 /* batch micro-kernel: rows */
-#define F5_MT 4 /* and tokens (16 accumulators) */
-
 AVX2 static inline float avx512_hsum16(__m512 v) {
     return avx2_hsum8(
         _mm256_add_ps(_mm512_castps512_ps256(v),
@@ -378,148 +213,178 @@ INLINE __m512 ld_w16(const uint8_t *row, int64_t i, const int fk) {
     return _mm512_loadu_ps((const float *)row + i);
 }
 
-INLINE float f5_finish(__m512 acc, const uint8_t *row, const float *x, int64_t n16, int64_t n,
-                       const int fk) {
-    __m128 s = _mm_set_ss(avx512_hsum16(acc));
-    for (int64_t i = n16; i < n; i++)
+/* The float tiles below are written once over a vector of FV_N floats: in
+ * the avx512 build 16 lanes (a 4 rows x 4 tokens micro-kernel), in the avx2
+ * build 8 (4 x 3). A (row, token) value is acc = fma(w[i..i+FV_N),
+ * x[i..i+FV_N), acc) over i = 0, FV_N, ..., then the vector's hsum, then the
+ * tail columns one scalar FMA each, in decode and batches alike: the two
+ * builds give the same values up to summation order (test_avx2q holds both
+ * to a double-precision dot). */
+#define FV          __m512
+#define FV_N        16
+#define FV_MR       4
+#define FV_MT       4
+#define FV_UNROLL_T _Pragma("GCC unroll 4")
+#define fv_zero     _mm512_setzero_ps
+#define fv_load     _mm512_loadu_ps
+#define fv_store    _mm512_storeu_ps
+#define fv_fma      _mm512_fmadd_ps
+#define fv_hsum     avx512_hsum16
+#define fv_ldw      ld_w16
+#else
+#define FV          __m256
+#define FV_N        8
+#define FV_MR       F_MR
+#define FV_MT       F_MT
+#define FV_UNROLL_T _Pragma("GCC unroll 3")
+#define fv_zero     _mm256_setzero_ps
+#define fv_load     _mm256_loadu_ps
+#define fv_store    _mm256_storeu_ps
+#define fv_fma      _mm256_fmadd_ps
+#define fv_hsum     avx2_hsum8
+#define fv_ldw      ld_w8
+#endif
+
+/* The end of a (row, token) value: hsum, then the columns [nv, n). */
+INLINE float f_finish(FV acc, const uint8_t *row, const float *x, int64_t nv, int64_t n,
+                      const int fk) {
+    __m128 s = _mm_set_ss(fv_hsum(acc));
+    for (int64_t i = nv; i < n; i++)
         s = _mm_fmadd_ss(_mm_set_ss(w_at(row, i, fk)), _mm_set_ss(x[i]), s);
     return _mm_cvtss_f32(s);
 }
 
 /* Decode: G rows from r of a tile against one token, y[r..r+G). */
-INLINE void f5_rows(const uint8_t *w, size_t rb, int r, const int G, int nr, const float *x,
-                    int64_t n, float *y, const int fk) {
-    __m512 acc[8];
-    const int64_t n16 = n & ~(int64_t)15, es = fk == W_F32 ? 4 : 2;
+INLINE void f_rows(const uint8_t *w, size_t rb, int r, const int G, int nr, const float *x,
+                   int64_t n, float *y, const int fk) {
+    FV acc[8];
+    const int64_t nv = n & ~(int64_t)(FV_N - 1), es = fk == W_F32 ? 4 : 2;
 #pragma GCC unroll 8
-    for (int g = 0; g < G; g++) acc[g] = _mm512_setzero_ps();
+    for (int g = 0; g < G; g++) acc[g] = fv_zero();
     const uint8_t *row = w + (size_t)r * rb;
-    for (int64_t i = 0; i < n16; i += 16) {
+    for (int64_t i = 0; i < nv; i += FV_N) {
         if ((i & (es == 2 ? 31 : 15)) == 0) prefetch_ahead(w, rb, r, G, nr, (size_t)(i * es), 64);
-        const __m512 xv = _mm512_loadu_ps(x + i);
+        const FV xv = fv_load(x + i);
 #pragma GCC unroll 8
         for (int g = 0; g < G; g++)
-            acc[g] = _mm512_fmadd_ps(ld_w16(row + (size_t)g * rb, i, fk), xv, acc[g]);
+            acc[g] = fv_fma(fv_ldw(row + (size_t)g * rb, i, fk), xv, acc[g]);
     }
 #pragma GCC unroll 8
-    for (int g = 0; g < G; g++) y[r + g] = f5_finish(acc[g], row + (size_t)g * rb, x, n16, n, fk);
+    for (int g = 0; g < G; g++) y[r + g] = f_finish(acc[g], row + (size_t)g * rb, x, nv, n, fk);
 }
 
 /* Batch micro-kernel: R rows x T tokens over columns [0, kc) (a multiple of
- * 16) of a chunk, accumulators kept in acc (row stride ars) between chunks. */
-INLINE void f5_micro(const float *wf, size_t wstride, const float *const *x, int64_t kc,
-                     __m512 *acc, size_t ars, const int R, const int T) {
-    __m512 a[F5_MR][F5_MT];
+ * FV_N) of a chunk; the accumulators live in acc (R x T vectors, row stride
+ * ars vectors) between chunks. Row g at wf + g * wstride floats, token t at
+ * x[t]. */
+INLINE void f_micro(const float *wf, size_t wstride, const float *const *x, int64_t kc, FV *acc,
+                    size_t ars, const int R, const int T) {
+    FV a[FV_MR][FV_MT];
 #pragma GCC unroll 4
-    for (int g = 0; g < R; g++)
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) a[g][t] = acc[g * ars + t];
-    for (int64_t i = 0; i < kc; i += 16) {
-        __m512 xv[F5_MT];
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) xv[t] = _mm512_loadu_ps(x[t] + i);
+    for (int g = 0; g < R; g++) FV_UNROLL_T for (int t = 0; t < T; t++) a[g][t] = acc[g * ars + t];
+    for (int64_t i = 0; i < kc; i += FV_N) {
+        FV xv[FV_MT];
+        FV_UNROLL_T for (int t = 0; t < T; t++) xv[t] = fv_load(x[t] + i);
 #pragma GCC unroll 4
         for (int g = 0; g < R; g++) {
-            const __m512 wv = _mm512_loadu_ps(wf + g * wstride + i);
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++) a[g][t] = _mm512_fmadd_ps(wv, xv[t], a[g][t]);
+            const FV wv = fv_load(wf + g * wstride + i);
+            FV_UNROLL_T for (int t = 0; t < T; t++) a[g][t] = fv_fma(wv, xv[t], a[g][t]);
         }
     }
 #pragma GCC unroll 4
-    for (int g = 0; g < R; g++)
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) acc[g * ars + t] = a[g][t];
+    for (int g = 0; g < R; g++) FV_UNROLL_T for (int t = 0; t < T; t++) acc[g * ars + t] = a[g][t];
 }
 
-AVX2 static void f5_chunk(const float *wf, size_t wstride, int sr, const float *const *x, int nt,
-                          int64_t kc, __m512 *acc, pf_cursor *pc) {
+/* The micro-kernels over sr rows x nt tokens of one chunk: a group of
+ * tokens stays in L1 while every row group of the chunk passes. */
+AVX2 static void f_chunk(const float *wf, size_t wstride, int sr, const float *const *x, int nt,
+                         int64_t kc, FV *acc, pf_cursor *pc) {
     for (int t = 0; t < nt;) {
-        const int tn = nt - t >= F5_MT ? F5_MT : 1;
+        const int tn = nt - t >= FV_MT ? FV_MT : 1;
         for (int g = 0; g < sr;) {
-            const int gn = sr - g >= F5_MR ? F5_MR : 1;
+            const int gn = sr - g >= FV_MR ? FV_MR : 1;
             const float *wg = wf + g * wstride;
-            __m512 *ag = acc + (size_t)g * nt + t;
+            FV *ag = acc + (size_t)g * nt + t;
             pf_advance(pc);
-            if (gn == F5_MR && tn == F5_MT)
-                f5_micro(wg, wstride, x + t, kc, ag, nt, F5_MR, F5_MT);
-            else if (gn == F5_MR)
-                f5_micro(wg, wstride, x + t, kc, ag, nt, F5_MR, 1);
-            else if (tn == F5_MT)
-                f5_micro(wg, wstride, x + t, kc, ag, nt, 1, F5_MT);
+            if (gn == FV_MR && tn == FV_MT)
+                f_micro(wg, wstride, x + t, kc, ag, nt, FV_MR, FV_MT);
+            else if (gn == FV_MR)
+                f_micro(wg, wstride, x + t, kc, ag, nt, FV_MR, 1);
+            else if (tn == FV_MT)
+                f_micro(wg, wstride, x + t, kc, ag, nt, 1, FV_MT);
             else
-                f5_micro(wg, wstride, x + t, kc, ag, nt, 1, 1);
+                f_micro(wg, wstride, x + t, kc, ag, nt, 1, 1);
             g += gn;
         }
         t += tn;
     }
 }
 
-static size_t f5_scratch(int64_t n) {
+static size_t f_scratch(int64_t n) {
     (void)n;
-    return sizeof(__m512) * SUB * MAX_TOKENS + sizeof(float) * SUB * F_KC + 64;
+    return sizeof(FV) * SUB * MAX_TOKENS + sizeof(float) * SUB * F_KC + 64;
 }
 
-INLINE void tile_float5(const uint8_t *w, size_t rb, int nr, const uint8_t *act, size_t act_stride,
-                        int nt, int64_t n, float *y, size_t ldy, uint8_t *scratch, const int fk) {
+INLINE void tile_float(const uint8_t *w, size_t rb, int nr, const uint8_t *act, size_t act_stride,
+                       int nt, int64_t n, float *y, size_t ldy, uint8_t *scratch, const int fk) {
     if (nt < F_BATCH_MIN || !scratch) {
         for (int t = 0; t < nt; t++) {
             const float *x = (const float *)(act + (size_t)t * act_stride);
             float *yt = y + (size_t)t * ldy;
             int r = 0;
-            for (; r + 8 <= nr; r += 8) f5_rows(w, rb, r, 8, nr, x, n, yt, fk);
-            for (; r + 4 <= nr; r += 4) f5_rows(w, rb, r, 4, nr, x, n, yt, fk);
-            for (; r < nr; r++) f5_rows(w, rb, r, 1, nr, x, n, yt, fk);
+            for (; r + 8 <= nr; r += 8) f_rows(w, rb, r, 8, nr, x, n, yt, fk);
+            for (; r + 4 <= nr; r += 4) f_rows(w, rb, r, 4, nr, x, n, yt, fk);
+            for (; r < nr; r++) f_rows(w, rb, r, 1, nr, x, n, yt, fk);
         }
         return;
     }
-    __m512 *acc = (__m512 *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    FV *acc = (FV *)(((uintptr_t)scratch + sizeof(FV) - 1) & ~(uintptr_t)(sizeof(FV) - 1));
     float *wf = (float *)(acc + SUB * MAX_TOKENS);
     const float *x[MAX_TOKENS], *xc[MAX_TOKENS];
     for (int t = 0; t < nt; t++) x[t] = (const float *)(act + (size_t)t * act_stride);
-    const int64_t n16 = n & ~(int64_t)15;
+    const int64_t nv = n & ~(int64_t)(FV_N - 1);
     for (int r0 = 0; r0 < nr; r0 += SUB) {
         const int sr = nr - r0 < SUB ? nr - r0 : SUB;
         const uint8_t *ws = w + (size_t)r0 * rb;
-        for (int k = 0; k < sr * nt; k++) acc[k] = _mm512_setzero_ps();
+        for (int k = 0; k < sr * nt; k++) acc[k] = fv_zero();
         const int nx = nr - r0 - sr < SUB ? nr - r0 - sr : SUB; /* rows of the next sub-tile */
-        const size_t es = fk == W_F32 ? 4 : 2, calls = (size_t)((nt + F5_MT - 1) / F5_MT) *
-                                                       (size_t)((sr + F5_MR - 1) / F5_MR);
-        for (int64_t c0 = 0; c0 < n16; c0 += F_KC) {
-            const int64_t kc = n16 - c0 < F_KC ? n16 - c0 : F_KC;
+        const size_t es = fk == W_F32 ? 4 : 2, calls = (size_t)((nt + FV_MT - 1) / FV_MT) *
+                                                       (size_t)((sr + FV_MR - 1) / FV_MR);
+        for (int64_t c0 = 0; c0 < nv; c0 += F_KC) {
+            const int64_t kc = nv - c0 < F_KC ? nv - c0 : F_KC;
+            /* prefetch: the next chunk of these rows, or the first of the next rows */
             pf_cursor pc =
-                c0 + kc < n16
+                c0 + kc < nv
                     ? pf_rect(w, rb, r0, r0 + sr, (size_t)(c0 + kc) * es,
-                              (size_t)(n16 - c0 - kc < F_KC ? n16 : c0 + kc + F_KC) * es, calls)
-                    : pf_rect(w, rb, r0 + sr, r0 + sr + nx, 0,
-                              (size_t)(n16 < F_KC ? n16 : F_KC) * es, calls);
+                              (size_t)(nv - c0 - kc < F_KC ? nv : c0 + kc + F_KC) * es, calls)
+                    : pf_rect(w, rb, r0 + sr, r0 + sr + nx, 0, (size_t)(nv < F_KC ? nv : F_KC) * es,
+                              calls);
             for (int t = 0; t < nt; t++) xc[t] = x[t] + c0;
             if (fk != W_F32) {
                 for (int g = 0; g < sr; g++)
-                    for (int64_t i = 0; i < kc; i += 16)
-                        _mm512_storeu_ps(wf + g * F_KC + i,
-                                         ld_w16(ws + (size_t)g * rb, c0 + i, fk));
-                f5_chunk(wf, F_KC, sr, xc, nt, kc, acc, &pc);
+                    for (int64_t i = 0; i < kc; i += FV_N)
+                        fv_store(wf + g * F_KC + i, fv_ldw(ws + (size_t)g * rb, c0 + i, fk));
+                f_chunk(wf, F_KC, sr, xc, nt, kc, acc, &pc);
             } else {
-                f5_chunk((const float *)ws + c0, rb / 4, sr, xc, nt, kc, acc, &pc);
+                f_chunk((const float *)ws + c0, rb / 4, sr, xc, nt, kc, acc, &pc);
             }
         }
         for (int g = 0; g < sr; g++)
             for (int t = 0; t < nt; t++)
                 y[(size_t)t * ldy + r0 + g] =
-                    f5_finish(acc[g * nt + t], ws + (size_t)g * rb, x[t], n16, n, fk);
+                    f_finish(acc[g * nt + t], ws + (size_t)g * rb, x[t], nv, n, fk);
     }
 }
 
-#define TILE_F5(name, fk)                                                                          \
+#define TILE_F(name, fk)                                                                           \
     AVX2 static void name(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,          \
                           size_t act_stride, int nt, int64_t n, float *y, size_t ldy,              \
                           uint8_t *scratch) {                                                      \
-        tile_float5(w, row_bytes, nr, act, act_stride, nt, n, y, ldy, scratch, fk);                \
+        tile_float(w, row_bytes, nr, act, act_stride, nt, n, y, ldy, scratch, fk);                 \
     }
-TILE_F5(tile5_f32, W_F32)
-TILE_F5(tile5_f16, W_F16)
-TILE_F5(tile5_bf16, W_BF16)
-#endif
+TILE_F(tile_f32, W_F32)
+TILE_F(tile_f16, W_F16)
+TILE_F(tile_bf16, W_BF16)
 
 /* ---- quantized types --------------------------------------------------- */
 
@@ -1187,15 +1052,9 @@ AVX2 static void deq_q8_0(const uint8_t *src, float *y, int64_t n) {
     }
 }
 
-#ifdef Q_AVX512
-static const avx2_type type_f32 = {NULL, tile5_f32, MAX_ROWS, MAX_TOKENS, f5_scratch, NULL};
-static const avx2_type type_f16 = {NULL, tile5_f16, MAX_ROWS, MAX_TOKENS, f5_scratch, deq_f16};
-static const avx2_type type_bf16 = {NULL, tile5_bf16, MAX_ROWS, MAX_TOKENS, f5_scratch, NULL};
-#else
 static const avx2_type type_f32 = {NULL, tile_f32, MAX_ROWS, MAX_TOKENS, f_scratch, NULL};
 static const avx2_type type_f16 = {NULL, tile_f16, MAX_ROWS, MAX_TOKENS, f_scratch, deq_f16};
 static const avx2_type type_bf16 = {NULL, tile_bf16, MAX_ROWS, MAX_TOKENS, f_scratch, NULL};
-#endif
 static const avx2_type type_q8_0 = {&act_q8_fmt, tile_q8_0, MAX_ROWS,
                                     MAX_TOKENS,  q_scratch, deq_q8_0};
 static const avx2_type type_q4_0 = {&act_q8_fmt, tile_q4_0, MAX_ROWS, MAX_TOKENS, q_scratch, NULL};
