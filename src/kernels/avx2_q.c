@@ -376,15 +376,16 @@ INLINE void tile_float(const uint8_t *w, size_t rb, int nr, const uint8_t *act, 
     }
 }
 
-#define TILE_F(name, fk)                                                                           \
+/* A tile entry point: impl (tile_float, tile_quant) for one weight kind. */
+#define TILE_OF(name, impl, kind)                                                                  \
     AVX2 static void name(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,          \
                           size_t act_stride, int nt, int64_t n, float *y, size_t ldy,              \
                           uint8_t *scratch) {                                                      \
-        tile_float(w, row_bytes, nr, act, act_stride, nt, n, y, ldy, scratch, fk);                 \
+        impl(w, row_bytes, nr, act, act_stride, nt, n, y, ldy, scratch, kind);                     \
     }
-TILE_F(tile_f32, W_F32)
-TILE_F(tile_f16, W_F16)
-TILE_F(tile_bf16, W_BF16)
+TILE_OF(tile_f32, tile_float, W_F32)
+TILE_OF(tile_f16, tile_float, W_F16)
+TILE_OF(tile_bf16, tile_float, W_BF16)
 
 /* ---- quantized types --------------------------------------------------- */
 
@@ -1019,12 +1020,7 @@ INLINE void tile_quant(const uint8_t *w, size_t rb, int nr, const uint8_t *act, 
     }
 }
 
-#define TILE_Q(name, kind)                                                                         \
-    AVX2 static void name(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,          \
-                          size_t act_stride, int nt, int64_t n, float *y, size_t ldy,              \
-                          uint8_t *scratch) {                                                      \
-        tile_quant(w, row_bytes, nr, act, act_stride, nt, n, y, ldy, scratch, kind);               \
-    }
+#define TILE_Q(name, kind) TILE_OF(name, tile_quant, kind)
 TILE_Q(tile_q8_0, K_Q8_0)
 TILE_Q(tile_q4_0, K_Q4_0)
 TILE_Q(tile_q5_0, K_Q5_0)
