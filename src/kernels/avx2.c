@@ -28,7 +28,13 @@
 #include "kernels/kernels.h"
 #include "kernels/ref.h"
 
-#ifdef HEARTH_VNNI
+#if defined(HEARTH_VNNI) && defined(HEARTH_VNNI_EMULATE)
+#define V_OPS       kern_ops_avx512emu /* tests only: avx512_emu.h */
+#define V_NAME      "avx512emu"
+#define V_SUPPORTED kern_avx512emu_supported
+#define V_Q_TYPE    avx512emu_q_type
+#define V_KQ_TYPE   avx512emu_kq_type
+#elif defined(HEARTH_VNNI)
 #define V_OPS       kern_ops_avx512
 #define V_NAME      "avx512"
 #define V_SUPPORTED kern_avx512_supported
@@ -295,7 +301,7 @@ bool V_SUPPORTED(void) {
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     if ((lo & 6) != 6) return false;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
-#ifdef HEARTH_VNNI
+#if defined(HEARTH_VNNI) && !defined(HEARTH_VNNI_EMULATE)
     const unsigned ebx = (1u << 5) | (1u << 16) | (1u << 30) | (1u << 31);
     return (b & ebx) == ebx && (c & (1u << 11)) && (lo & 0xe0) == 0xe0;
 #else

@@ -59,6 +59,9 @@ const avx2_type *avx2_q_type(ht_type t);
 const avx2_type *avx512_q_type(ht_type t); /* avx512_q.c: the same with VNNI */
 const avx2_type *avx2_kq_type(ht_type t);
 const avx2_type *avx512_kq_type(ht_type t); /* avx512_kq.c: the same with VNNI */
+/* the avx512 ones on AVX2 (tests/kernels/avx512emu_*.c, avx512_emu.h) */
+const avx2_type *avx512emu_q_type(ht_type t);
+const avx2_type *avx512emu_kq_type(ht_type t);
 
 /* ---- small shared helpers --------------------------------------------- */
 

@@ -39,7 +39,12 @@
  * 16-row groups with 512-bit vpdpbusd (k16_*, below) computing every (row,
  * token) with the same integers and float steps as here: bitwise the same
  * values. */
-#if defined(HEARTH_VNNI) && !defined(HEARTH_VNNI_EMULATE)
+#if defined(HEARTH_VNNI) && defined(HEARTH_VNNI_EMULATE)
+/* tests/kernels/avx512emu_kq.c: on any AVX2 CPU (see avx512_emu.h) */
+#include "kernels/avx512_emu.h"
+#define KQ_TYPE_OF avx512emu_kq_type
+#define K_R16      1
+#elif defined(HEARTH_VNNI)
 #undef AVX2
 #define AVX2       __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #define KQ_TYPE_OF avx512_kq_type

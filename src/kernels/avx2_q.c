@@ -53,19 +53,12 @@
  * variants (test_avx2q). Float types run the same float tiles over 512-bit
  * vectors (FV, below): 16-lane sums, the same values up to summation order. */
 #if defined(HEARTH_VNNI) && defined(HEARTH_VNNI_EMULATE)
-/* tests/kernels/test_vnni_emu.c: the VNNI tiles on any AVX2 CPU, with
- * vpdpbusd computed exactly by AVX2 instructions (slowly) */
+/* tests/kernels/avx512emu_q.c: this build on any AVX2 CPU, with every
+ * AVX-512 instruction computed exactly on 256-bit halves (avx512_emu.h) */
+#include "kernels/avx512_emu.h"
 #define Q_TYPE_OF avx512emu_q_type
 #define DPBUSD    emu_dpbusd
-AVX2 static inline __m256i emu_dpbusd(__m256i acc, __m256i u, __m256i s) {
-    const __m256i z = _mm256_setzero_si256();
-    /* bytes 0-7 (8-15) of each 128-bit lane widened to 16 bits, pairs summed */
-    const __m256i lo = _mm256_madd_epi16(_mm256_unpacklo_epi8(u, z),
-                                         _mm256_srai_epi16(_mm256_unpacklo_epi8(z, s), 8));
-    const __m256i hi = _mm256_madd_epi16(_mm256_unpackhi_epi8(u, z),
-                                         _mm256_srai_epi16(_mm256_unpackhi_epi8(z, s), 8));
-    return _mm256_add_epi32(acc, _mm256_hadd_epi32(lo, hi)); /* lane j: bytes 4j..4j+3 */
-}
+#define Q_AVX512  1
 #elif defined(HEARTH_VNNI)
 #undef AVX2
 #define AVX2      __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))

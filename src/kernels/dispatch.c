@@ -10,16 +10,18 @@
 #include "kernels/ref.h"
 
 typedef struct variant {
-    const kern_ops *ops;
+    const kern_ops *ops;     /* NULL: not linked in (a weak symbol) */
     bool (*supported)(void); /* NULL: always */
+    bool by_name;            /* never the default */
 } variant;
 
 /* Slowest first; the default is the last one the CPU supports. */
 static const variant variants[] = {
-    {&kern_ops_ref, NULL},
-    {&kern_ops_avx2, kern_avx2_supported},
-    {&kern_ops_avx512, kern_avx512_supported},
-    {&kern_ops_neon, kern_neon_supported}, /* aarch64 */
+    {&kern_ops_ref, NULL, false},
+    {&kern_ops_avx2, kern_avx2_supported, false},
+    {&kern_ops_avx512, kern_avx512_supported, false},
+    {&kern_ops_neon, kern_neon_supported, false},          /* aarch64 */
+    {&kern_ops_avx512emu, kern_avx512emu_supported, true}, /* test programs only */
 };
 #define N_VARIANTS (sizeof(variants) / sizeof(variants[0]))
 
@@ -27,7 +29,7 @@ static const kern_ops *active;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static bool usable(const variant *v) {
-    return !v->supported || v->supported();
+    return v->ops && (!v->supported || v->supported());
 }
 
 static void choose(void) {
@@ -35,12 +37,12 @@ static void choose(void) {
     active = &kern_ops_ref;
     if (want && *want) { /* a named variant; unknown or unsupported names give ref */
         for (size_t i = 0; i < N_VARIANTS; i++)
-            if (!strcmp(variants[i].ops->name, want) && usable(&variants[i]))
+            if (usable(&variants[i]) && !strcmp(variants[i].ops->name, want))
                 active = variants[i].ops;
         return;
     }
     for (size_t i = 0; i < N_VARIANTS; i++)
-        if (usable(&variants[i])) active = variants[i].ops;
+        if (!variants[i].by_name && usable(&variants[i])) active = variants[i].ops;
 }
 
 static const kern_ops *ops(void) {
@@ -55,7 +57,7 @@ const char *kern_name(void) {
 int kern_select(const char *name, hearth_err *err) {
     ops();
     for (size_t i = 0; i < N_VARIANTS; i++)
-        if (!strcmp(variants[i].ops->name, name)) {
+        if (variants[i].ops && !strcmp(variants[i].ops->name, name)) {
             if (!usable(&variants[i]))
                 return hearth_errf(err, "kernels: variant '%s' is not supported by this CPU", name);
             active = variants[i].ops;

@@ -23,6 +23,12 @@ bool kern_avx2_supported(void);
 /* The AVX-512 VNNI variant (avx512.c) and whether this CPU can run it. */
 extern const kern_ops kern_ops_avx512;
 bool kern_avx512_supported(void);
+/* The avx512 variant's code on any AVX2 CPU, AVX-512 emulated exactly
+ * (avx512_emu.h): defined only in test programs that link
+ * tests/kernels/avx512emu_*.c, so weak here (NULL elsewhere); selected by
+ * name only, never by default. */
+extern const kern_ops kern_ops_avx512emu __attribute__((weak));
+bool kern_avx512emu_supported(void) __attribute__((weak));
 
 /* The NEON variant (neon.c, aarch64) and whether this CPU can run it. */
 extern const kern_ops kern_ops_neon;

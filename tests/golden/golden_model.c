@@ -15,7 +15,8 @@
  * not ref, to the tier of the file's type (F32: exact; F16: cos 0.9999, rel
  * 5e-2, top-1 0.98; quantized: cos 0.997, rel 0.3, top-1 0.93, report-only
  * for deepseek2; greedy is report-only in the fast tiers). Prints the
- * measured numbers. HEARTH_THREADS sets the thread count (default: CPUs). */
+ * measured numbers. HEARTH_THREADS sets the thread count (default: CPUs);
+ * HEARTH_KERNELS names the fast variant (it must exist: golden.*.avx512emu). */
 #include "kernels/kernels.h"
 #include "model/model.h"
 
@@ -79,6 +80,11 @@ int main(int argc, char **argv) {
 
     /* Tiers to run: exact with ref kernels; the default variant if it differs. */
     const char *def = kern_name();
+    const char *want = getenv("HEARTH_KERNELS");
+    if (want && *want && strcmp(want, def)) { /* kernels fall back to ref; a test must not */
+        fprintf(stderr, "HEARTH_KERNELS=%s is not available here (got %s)\n", want, def);
+        return 1;
+    }
     const char *ty = base_type(name);
     int is_f32 = !strcmp(ty, "f32"), is_f16 = !strcmp(ty, "f16");
     int is_ds2 = !strcmp(hp->arch, "deepseek2");

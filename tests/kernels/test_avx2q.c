@@ -118,13 +118,10 @@ static void test_shapes(void **state) {
  * VNNI, the signed kinds in unsigned form, 16-row batch groups) give bitwise
  * the avx2 variant's values: the same integers, the same float steps. Every
  * quantized type (the K-quants too), decode and batch shapes, one thread and
- * a pool; the weights are random bytes (Q8_0's -128 included). */
-static void test_avx512_equals_avx2(void **state) {
-    (void)state;
-    if (!kern_avx512_supported()) {
-        printf("no AVX-512 VNNI on this CPU: avx512 not compared with avx2\n");
-        return;
-    }
+ * a pool; the weights are random bytes (Q8_0's -128 included). Run for the
+ * real variant where the CPU has AVX-512 VNNI and for avx512emu, its code
+ * with AVX-512 emulated on AVX2, everywhere. */
+static void avx512_equals_avx2(const char *v512) {
     const char *start = kern_name();
     hearth_err err;
     tp_pool *pool = tp_new(3, &err);
@@ -157,14 +154,14 @@ static void test_avx512_equals_avx2(void **state) {
             tp_pool *p = s % 2 ? pool : NULL;
             assert_int_equal(kern_select("avx2", &err), 0);
             kern_matmul(p, &w, x, (size_t)C, y2, (size_t)R, T);
-            assert_int_equal(kern_select("avx512", &err), 0);
+            assert_int_equal(kern_select(v512, &err), 0);
             kern_matmul(p, &w, x, (size_t)C, y5, (size_t)R, T);
             for (int64_t i = 0; i < R * T; i++)
                 if (memcmp(&y2[i], &y5[i], sizeof(float)))
                     fail_msg("%s %lld x %lld, %d tokens: row %lld token %lld: avx2 %.9g, "
-                             "avx512 %.9g",
+                             "%s %.9g",
                              ht_type_get(type)->name, (long long)R, (long long)C, T,
-                             (long long)(i % R), (long long)(i / R), y2[i], y5[i]);
+                             (long long)(i % R), (long long)(i / R), y2[i], v512, y5[i]);
             free(wd);
             free(x);
             free(y2);
@@ -172,6 +169,19 @@ static void test_avx512_equals_avx2(void **state) {
         }
     tp_free(pool);
     assert_int_equal(kern_select(start, &err), 0);
+}
+
+static void test_avx512_equals_avx2(void **state) {
+    (void)state;
+    if (!kern_avx2_supported()) {
+        printf("no AVX2 on this CPU: nothing to compare\n");
+        return;
+    }
+    avx512_equals_avx2("avx512emu");
+    if (kern_avx512_supported())
+        avx512_equals_avx2("avx512");
+    else
+        printf("no AVX-512 VNNI on this CPU: only the emulated avx512 compared with avx2\n");
 }
 
 static const char *group_variant;
@@ -188,11 +198,13 @@ int main(void) {
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_avx512_equals_avx2),
     };
-    /* each x86 variant this CPU runs; else whatever is active (ref) */
-    const char *names[] = {"avx2", "avx512"};
-    const bool have[] = {kern_avx2_supported(), kern_avx512_supported()};
+    /* each x86 variant this CPU runs (avx512emu: the avx512 code, emulated);
+     * else whatever is active (ref) */
+    const char *names[] = {"avx2", "avx512", "avx512emu"};
+    const bool have[] = {kern_avx2_supported(), kern_avx512_supported(),
+                         kern_avx512emu_supported && kern_avx512emu_supported()};
     int fails = 0, groups = 0;
-    for (int v = 0; v < 2; v++) {
+    for (int v = 0; v < 3; v++) {
         if (!have[v]) continue;
         group_variant = names[v];
         fails += cmocka_run_group_tests_name(names[v], tests, select_group_variant, NULL);

@@ -371,7 +371,7 @@ static void test_attention(void **state) {
 
 /* Dispatch: ref always exists; the default is neon on aarch64, avx512 where the
  * CPU has AVX-512 VNNI, else avx2 where it has AVX2 (unless HEARTH_KERNELS
- * names a variant); unknown names are refused. */
+ * names a variant; avx512emu only so); unknown names are refused. */
 static const char *initial; /* the variant chosen at start-up */
 
 static void test_dispatch(void **state) {
@@ -392,6 +392,9 @@ static void test_dispatch(void **state) {
     if (env && !strcmp(env, "neon"))
         assert_string_equal(initial, kern_neon_supported() ? "neon" : "ref");
     if (env && !strcmp(env, "ref")) assert_string_equal(initial, "ref");
+    /* test programs link avx512emu (tests/CMakeLists.txt): by name only */
+    if (env && !strcmp(env, "avx512emu"))
+        assert_string_equal(initial, kern_avx512emu_supported() ? "avx512emu" : "ref");
     /* scripts/test-neon.sh says which NEON dot path the emulated CPU must get */
     const char *sdot = getenv("HEARTH_EXPECT_SDOT");
     if (sdot && *sdot) assert_int_equal(kern_neon_uses_sdot(), !strcmp(sdot, "1"));

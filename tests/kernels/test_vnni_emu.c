@@ -1,17 +1,14 @@
-/* The avx512 variant's quantized tiles (avx2_q.c built with HEARTH_VNNI) on
- * any AVX2 CPU: this file builds them again with vpdpbusd emulated exactly
- * (HEARTH_VNNI_EMULATE) and checks them bitwise against the AVX2 tiles, for
- * every type, one token (decode) and batches (the 8-token micro-kernels and
- * their remainders, several row sub-tiles and token chunks). That covers
- * the VNNI path's own logic (the unsigned forms and their offsets, IQ4_NL's
- * shifted grid, decode, the 8-token blocking of the 8-row batch kernel) on
- * machines without AVX-512. The real build's batches use 512-bit 16-row
- * groups (r16_*), which no AVX2 CPU can run: on AVX-512 CPUs test_avx2q
- * compares the real avx512 variant, those included, with avx2. */
-#define HEARTH_VNNI         1
-#define HEARTH_VNNI_EMULATE 1
-#include "kernels/avx2_q.c"
-
+/* The avx512 variant's tiles on any AVX2 CPU: tests/kernels/avx512emu_*.c
+ * build avx2_q.c and avx2_kq.c again as the avx512 variant's, with every
+ * AVX-512 instruction emulated exactly on 256-bit halves
+ * (src/kernels/avx512_emu.h). This checks the emulation itself (vpdpbusd
+ * over every byte pair, each other intrinsic against its definition in
+ * scalar code) and the emulated tiles bitwise against the AVX2 tiles for
+ * every quantized type, the K-quants included: one token (decode) and
+ * batches (the 512-bit 16-row groups r16_* and k16_*, their row and token
+ * remainders, several row sub-tiles and token chunks). So the avx512
+ * variant's own logic is tested on machines without AVX-512; on AVX-512
+ * CPUs test_avx2q compares the real variant with avx2 as well. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -24,6 +21,11 @@
 #include "kern_test_util.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+
+#include <math.h>
+
+#include "kernels/avx2_impl.h"
+#include "kernels/avx512_emu.h"
 
 /* y[T][R] = W x with the type's tiles, cut as avx2.c's driver cuts them. */
 static void run_tiles(const avx2_type *ty, const uint8_t *w, size_t rb, int64_t C, int64_t R,
@@ -51,14 +53,24 @@ static void run_tiles(const avx2_type *ty, const uint8_t *w, size_t rb, int64_t 
     free(scratch);
 }
 
-static const ht_type qtypes[] = {HT_Q8_0, HT_Q4_0, HT_Q5_0, HT_IQ4_NL, HT_Q4_1, HT_Q5_1};
+static const ht_type qtypes[] = {HT_Q8_0, HT_Q4_0, HT_Q5_0, HT_IQ4_NL, HT_Q4_1, HT_Q5_1,
+                                 HT_Q2_K, HT_Q3_K, HT_Q4_K, HT_Q5_K,   HT_Q6_K};
+
+static const avx2_type *avx2_of(ht_type t) {
+    return avx2_q_type(t) ? avx2_q_type(t) : avx2_kq_type(t);
+}
+
+static const avx2_type *emu_of(ht_type t) {
+    return avx512emu_q_type(t) ? avx512emu_q_type(t) : avx512emu_kq_type(t);
+}
 
 /* pattern 0: random activations; 1: every value +-1, so every block's
  * activations round to +-127 (the largest products, with Q8_0's -128) */
 static void compare(ht_type type, int64_t C, int64_t R, int T, int pattern) {
-    const avx2_type *a2 = avx2_q_type(type), *v = avx512emu_q_type(type);
+    const avx2_type *a2 = avx2_of(type), *v = emu_of(type);
     assert_non_null(a2);
     assert_non_null(v);
+    if (C % ht_type_get(type)->block_size) return;
     size_t rb;
     void *wd = ktu_random_matrix(type, C, R, &rb);
     float *x = malloc(sizeof(float) * (size_t)(C * T));
@@ -123,10 +135,87 @@ AVX2 static void test_emu_dpbusd(void **state) {
     }
 }
 
+/* Every other emulated intrinsic against its definition, element by
+ * element (element i of a 512-bit vector: lo for i < 8 floats, else hi). */
+static float rnd_f(void) {
+    return (float)((ktu_urand() - 0.5) * 1e3);
+}
+
+AVX2 static void test_emu_ops(void **state) {
+    (void)state;
+    if (!kern_avx2_supported()) return;
+    float a[16], b[16], c[16], got[16];
+    int32_t ia[16], ib[16], ig[16];
+    uint16_t h[16];
+    for (int rep = 0; rep < 200; rep++) {
+        for (int i = 0; i < 16; i++) {
+            a[i] = rnd_f();
+            b[i] = rnd_f();
+            c[i] = rnd_f();
+            ia[i] = (int32_t)(ktu_urand() * 4294967296.0 - 2147483648.0);
+            ib[i] = (int32_t)(ktu_urand() * 4294967296.0 - 2147483648.0);
+            h[i] = (uint16_t)(ktu_urand() * 65536);
+            if ((h[i] & 0x7c00) == 0x7c00) h[i] &= 0xbfff; /* no inf / NaN */
+        }
+        const __m512 va = _mm512_loadu_ps(a), vb = _mm512_loadu_ps(b), vc = _mm512_loadu_ps(c);
+        const __m512i ja = _mm512_loadu_si512(ia), jb = _mm512_loadu_si512(ib);
+        const __m256i vh = _mm256_loadu_si256((const __m256i *)h);
+#define CHECK_F(expr, want)                                                                        \
+    do {                                                                                           \
+        _mm512_storeu_ps(got, expr);                                                               \
+        for (int i = 0; i < 16; i++) {                                                             \
+            const float w_ = (want);                                                               \
+            assert_memory_equal(&got[i], &w_, 4);                                                  \
+        }                                                                                          \
+    } while (0)
+#define CHECK_I(expr, want)                                                                        \
+    do {                                                                                           \
+        _mm512_storeu_ps(got, _mm512_castsi512_ps(expr));                                          \
+        memcpy(ig, got, sizeof(ig));                                                               \
+        for (int i = 0; i < 16; i++) assert_int_equal(ig[i], (int32_t)(want));                     \
+    } while (0)
+        CHECK_F(_mm512_add_ps(va, vb), a[i] + b[i]);
+        CHECK_F(_mm512_sub_ps(va, vb), a[i] - b[i]);
+        CHECK_F(_mm512_mul_ps(va, vb), a[i] * b[i]);
+        CHECK_F(_mm512_fmadd_ps(va, vb, vc), fmaf(a[i], b[i], c[i]));
+        CHECK_F(_mm512_set1_ps(a[3]), a[3]);
+        CHECK_F(_mm512_setzero_ps(), 0.0f);
+        CHECK_F(_mm512_cvtepi32_ps(ja), (float)ia[i]);
+        CHECK_F(_mm512_cvtph_ps(vh), avx2_f16(h[i]));
+        CHECK_I(_mm512_add_epi32(ja, jb), (uint32_t)ia[i] + (uint32_t)ib[i]);
+        CHECK_I(_mm512_sub_epi32(ja, jb), (uint32_t)ia[i] - (uint32_t)ib[i]);
+        CHECK_I(_mm512_mullo_epi32(ja, jb), (uint32_t)ia[i] * (uint32_t)ib[i]);
+        CHECK_I(_mm512_set1_epi32(ia[5]), ia[5]);
+        CHECK_I(_mm512_setzero_si512(), 0);
+        CHECK_I(_mm512_cvtepu16_epi32(vh), h[i]);
+        CHECK_I(_mm512_slli_epi32(ja, 16), (uint32_t)ia[i] << 16);
+        /* the halves: low 8 floats, and the high 4 doubles (floats 8..15) */
+        float half[8];
+        _mm256_storeu_ps(half, _mm512_castps512_ps256(va));
+        assert_memory_equal(half, a, sizeof(half));
+        _mm256_storeu_ps(half, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(va), 1)));
+        assert_memory_equal(half, a + 8, sizeof(half));
+        /* vpdpbusd over 512 bits: lane j from bytes 4j..4j+3 */
+        const __m512i d = _mm512_dpbusd_epi32(jb, ja, _mm512_loadu_si512(ib));
+        _mm512_storeu_ps(got, _mm512_castsi512_ps(d));
+        memcpy(ig, got, sizeof(ig));
+        const uint8_t *ub = (const uint8_t *)ia;
+        const int8_t *sb = (const int8_t *)ib;
+        for (int j = 0; j < 16; j++) {
+            uint32_t want = (uint32_t)ib[j];
+            for (int k = 4 * j; k < 4 * j + 4; k++) want += (uint32_t)((int32_t)ub[k] * sb[k]);
+            assert_int_equal(ig[j], (int32_t)want);
+        }
+#undef CHECK_F
+#undef CHECK_I
+    }
+}
+
 int main(void) {
     ktu_seed(0x2545f4914f6cdd1dull);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_emu_dpbusd),
+        cmocka_unit_test(test_emu_ops),
         cmocka_unit_test(test_vnni_tiles_equal_avx2),
     };
     return cmocka_run_group_tests_name("vnni_emu", tests, NULL, NULL);
