@@ -359,6 +359,7 @@ static int bench_model(const opts *o) {
         json_object_set_new(js, "n_params", json_integer((json_int_t)n_params));
         json_object_set_new(js, "n_threads", json_integer(model_n_threads(m)));
         json_object_set_new(js, "kernels", json_string(kern_name()));
+        json_object_set_new(js, "bf16_products", json_boolean(kern_act_bf16(HT_F16)));
         json_object_set_new(js, "repetitions", json_integer(reps));
         for (int i = 0; i < n_tests; i++) {
             json_t *s = json_array();
@@ -426,6 +427,8 @@ static int bench_model(const opts *o) {
             printf("measured B/token: %.3f GB read by the kernels in tg (%+.1f%% of computed)\n",
                    measured / 1e9, 100.0 * (measured - (double)b.total) / (double)b.total);
         printf("kernels: %s\n", kern_name());
+        if (kern_act_bf16(HT_F16))
+            printf("F16 / BF16 weights: BF16 products (AVX512_BF16; HEARTH_AVX512_BF16=0: F32)\n");
         if (copied && huge >= 0)
             printf("weights: copied into anonymous memory, %.0f%% in 2 MiB huge pages\n",
                    100 * huge);

@@ -275,11 +275,17 @@ static int avx2_act_block(ht_type t) {
     return ty && ty->act ? ty->act->block : 0;
 }
 
+static bool avx2_act_bf16(ht_type t) {
+    const avx2_type *ty = type_of(t);
+    return ty && ty->act && ty->act->bf16;
+}
+
 const kern_ops V_OPS = {
     .name = V_NAME,
     .matmul = avx2_matmul,
     .matmul_n = avx2_matmul_n,
     .act_block = avx2_act_block,
+    .act_bf16 = avx2_act_bf16,
     .get_row = avx2_get_row,
     .rmsnorm = kern_avx2_rmsnorm,
     .softmax = kern_avx2_softmax,

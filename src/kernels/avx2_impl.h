@@ -35,6 +35,7 @@ typedef struct avx2_act {
     int block;                       /* values sharing one scale (kern_act_block) */
     size_t (*bytes)(int64_t n_cols); /* bytes per token */
     void (*quantize)(const float *x, int64_t n_cols, void *out);
+    int bf16; /* 1: the values as BF16 (block 0), kern_act_bf16 */
 } avx2_act;
 
 typedef void (*avx2_tile_fn)(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,

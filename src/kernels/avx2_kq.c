@@ -93,7 +93,7 @@ static size_t act_k_bytes(int64_t n) {
     return nsb > SIZE_MAX / sizeof(act_k) ? SIZE_MAX : (size_t)nsb * sizeof(act_k);
 }
 
-static const avx2_act act_k_fmt = {32, act_k_bytes, quantize_act_k};
+static const avx2_act act_k_fmt = {32, act_k_bytes, quantize_act_k, 0};
 
 /* ---- decoding one superblock to the common form ----------------------- */
 

@@ -2,7 +2,9 @@
  * weights (see avx2_impl.h).
  *
  *   F32, F16, BF16: F32 activations, FMA dot products (the reference's values
- *     up to summation order; F16 converted with F16C, BF16 by a shift).
+ *     up to summation order; F16 converted with F16C, BF16 by a shift); in
+ *     the avx512 build, F16 and BF16 as BF16 products where the CPU has
+ *     AVX512_BF16 (below, "BF16 products").
  *   the quantized types: activations quantized to act_q8 blocks of 32 (x ~ d
  *     * qx, d = max|x| / 127), each block product an integer dot product
  *     (maddubs/madd) scaled in F32, as the reference runtime does: the
@@ -37,6 +39,7 @@
  *     rows x 3 tokens. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
+#include <cpuid.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,7 +108,7 @@ AVX2 static void quantize_act(const float *x, int64_t n, void *out) {
         avx2_quantize32(x + 32 * b, -1.0f, &o[b].d, &o[b].sum, o[b].qs);
 }
 
-static const avx2_act act_q8_fmt = {32, act_q8_bytes, quantize_act};
+static const avx2_act act_q8_fmt = {32, act_q8_bytes, quantize_act, 0};
 
 /* Prefetches, for a group of rows [r, r + g) of a tile of nr rows whose
  * reading has reached byte off of each row and goes on by `step` bytes per
@@ -379,6 +382,236 @@ INLINE void tile_float(const uint8_t *w, size_t rb, int nr, const uint8_t *act, 
 TILE_OF(tile_f32, tile_float, W_F32)
 TILE_OF(tile_f16, tile_float, W_F16)
 TILE_OF(tile_bf16, tile_float, W_BF16)
+
+#ifdef Q_AVX512
+/* ---- BF16 products (AVX512_BF16) -------------------------------------- */
+
+/* Where the CPU has AVX512_BF16, F16 and BF16 weights are multiplied as
+ * BF16 (vdpbf16ps: 32 products per instruction, twice the F32 FMA's 16):
+ * the activations are rounded to BF16 once per call (act_bf16), F16
+ * weights as they are read (F16 -> F32 exactly, then to BF16; BF16 weights
+ * as they are), both round-to-nearest-even, and the products summed in F32.
+ * A (row, token) value: acc = vdpbf16ps(acc, w[i..i+32), x[i..i+32)) over
+ * i = 0, 32, ..., lane j taking the pair (i + 2j + 1, i + 2j) in that
+ * order, then avx512_hsum16, then the tail columns one scalar FMA each of
+ * the BF16 values: in decode (bf_rows) and batches (bf_micro) alike, so a
+ * token's value is bitwise the same alone or in any batch, as for every
+ * tile. The golden tests hold F16 files to their fast tier this way
+ * (golden.*.f16.avx512emu); HEARTH_AVX512_BF16=0 turns it off. */
+#ifdef HEARTH_VNNI_EMULATE
+#define BF16 AVX2 /* avx512_emu.h computes the BF16 instructions */
+#else
+#define BF16                                                                                       \
+    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16")))
+#endif
+#define BF_INLINE BF16 static inline __attribute__((always_inline))
+
+/* F32 -> BF16 as vcvtne2ps2bf16 does it: round to nearest even, a
+ * denormal to a zero of its sign, a NaN quieted. */
+static inline uint16_t bf16_of(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static inline float f32_of_bf16(uint16_t h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static size_t act_bf16_bytes(int64_t n) {
+    return (size_t)n * 2;
+}
+
+/* A token's n values -> n BF16. */
+BF16 static void quantize_bf16(const float *x, int64_t n, void *out) {
+    uint16_t *o = out;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
+        memcpy(o + i, &v, 64);
+    }
+    for (; i < n; i++) o[i] = bf16_of(x[i]);
+}
+
+static const avx2_act act_bf16_fmt = {0, act_bf16_bytes, quantize_bf16, 1};
+
+/* 32 weights at element i of a row, as BF16 pairs. */
+BF_INLINE __m512bh ld_wbh(const uint8_t *row, int64_t i, const int fk) {
+    if (fk == W_F16) return _mm512_cvtne2ps_pbh(ld_w16(row, i + 16, fk), ld_w16(row, i, fk));
+    __m512bh v;
+    memcpy(&v, row + 2 * i, 64);
+    return v;
+}
+
+BF_INLINE __m512bh ld_bh(const uint16_t *p) {
+    __m512bh v;
+    memcpy(&v, p, 64);
+    return v;
+}
+
+/* The end of a (row, token) value: hsum, then the columns [nv, n). */
+BF_INLINE float bf_finish(__m512 acc, const uint8_t *row, const uint16_t *x, int64_t nv, int64_t n,
+                          const int fk) {
+    __m128 s = _mm_set_ss(avx512_hsum16(acc));
+    for (int64_t i = nv; i < n; i++) {
+        const float wv =
+            f32_of_bf16(fk == W_F16 ? bf16_of(w_at(row, i, fk)) : avx2_rd16(row + 2 * i));
+        s = _mm_fmadd_ss(_mm_set_ss(wv), _mm_set_ss(f32_of_bf16(x[i])), s);
+    }
+    return _mm_cvtss_f32(s);
+}
+
+/* Decode: G rows from r of a tile against one token, y[r..r+G). */
+BF_INLINE void bf_rows(const uint8_t *w, size_t rb, int r, const int G, int nr, const uint16_t *x,
+                       int64_t n, float *y, const int fk) {
+    __m512 acc[8];
+    const int64_t nv = n & ~(int64_t)31;
+#pragma GCC unroll 8
+    for (int g = 0; g < G; g++) acc[g] = _mm512_setzero_ps();
+    const uint8_t *row = w + (size_t)r * rb;
+    for (int64_t i = 0; i < nv; i += 32) {
+        prefetch_ahead(w, rb, r, G, nr, (size_t)(i * 2), 64);
+        const __m512bh xv = ld_bh(x + i);
+#pragma GCC unroll 8
+        for (int g = 0; g < G; g++)
+            acc[g] = _mm512_dpbf16_ps(acc[g], ld_wbh(row + (size_t)g * rb, i, fk), xv);
+    }
+#pragma GCC unroll 8
+    for (int g = 0; g < G; g++) y[r + g] = bf_finish(acc[g], row + (size_t)g * rb, x, nv, n, fk);
+}
+
+/* Batch micro-kernel: R rows x T tokens over columns [0, kc) (a multiple
+ * of 32) of a chunk, as f_micro: row g at wb + g * wstride BF16 values,
+ * token t at x[t]; the accumulators live in acc (row stride ars). */
+BF_INLINE void bf_micro(const uint16_t *wb, size_t wstride, const uint16_t *const *x, int64_t kc,
+                        __m512 *acc, size_t ars, const int R, const int T) {
+    __m512 a[FV_MR][FV_MT];
+#pragma GCC unroll 4
+    for (int g = 0; g < R; g++) FV_UNROLL_T for (int t = 0; t < T; t++) a[g][t] = acc[g * ars + t];
+    for (int64_t i = 0; i < kc; i += 32) {
+        __m512bh xv[FV_MT];
+        FV_UNROLL_T for (int t = 0; t < T; t++) xv[t] = ld_bh(x[t] + i);
+#pragma GCC unroll 4
+        for (int g = 0; g < R; g++) {
+            const __m512bh wv = ld_bh(wb + g * wstride + i);
+            FV_UNROLL_T for (int t = 0; t < T; t++) a[g][t] = _mm512_dpbf16_ps(a[g][t], wv, xv[t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < R; g++) FV_UNROLL_T for (int t = 0; t < T; t++) acc[g * ars + t] = a[g][t];
+}
+
+BF16 static void bf_chunk(const uint16_t *wb, size_t wstride, int sr, const uint16_t *const *x,
+                          int nt, int64_t kc, __m512 *acc, pf_cursor *pc) {
+    for (int t = 0; t < nt;) {
+        const int tn = nt - t >= FV_MT ? FV_MT : 1;
+        for (int g = 0; g < sr;) {
+            const int gn = sr - g >= FV_MR ? FV_MR : 1;
+            const uint16_t *wg = wb + g * wstride;
+            __m512 *ag = acc + (size_t)g * nt + t;
+            pf_advance(pc);
+            if (gn == FV_MR && tn == FV_MT)
+                bf_micro(wg, wstride, x + t, kc, ag, nt, FV_MR, FV_MT);
+            else if (gn == FV_MR)
+                bf_micro(wg, wstride, x + t, kc, ag, nt, FV_MR, 1);
+            else if (tn == FV_MT)
+                bf_micro(wg, wstride, x + t, kc, ag, nt, 1, FV_MT);
+            else
+                bf_micro(wg, wstride, x + t, kc, ag, nt, 1, 1);
+            g += gn;
+        }
+        t += tn;
+    }
+}
+
+BF_INLINE void tile_bf(const uint8_t *w, size_t rb, int nr, const uint8_t *act, size_t act_stride,
+                       int nt, int64_t n, float *y, size_t ldy, uint8_t *scratch, const int fk) {
+    if (nt < F_BATCH_MIN || !scratch) {
+        for (int t = 0; t < nt; t++) {
+            const uint16_t *x = (const uint16_t *)(act + (size_t)t * act_stride);
+            float *yt = y + (size_t)t * ldy;
+            int r = 0;
+            for (; r + 8 <= nr; r += 8) bf_rows(w, rb, r, 8, nr, x, n, yt, fk);
+            for (; r + 4 <= nr; r += 4) bf_rows(w, rb, r, 4, nr, x, n, yt, fk);
+            for (; r < nr; r++) bf_rows(w, rb, r, 1, nr, x, n, yt, fk);
+        }
+        return;
+    }
+    __m512 *acc = (__m512 *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    uint16_t *wb = (uint16_t *)(acc + SUB * MAX_TOKENS);
+    const uint16_t *x[MAX_TOKENS], *xc[MAX_TOKENS];
+    for (int t = 0; t < nt; t++) x[t] = (const uint16_t *)(act + (size_t)t * act_stride);
+    const int64_t nv = n & ~(int64_t)31;
+    for (int r0 = 0; r0 < nr; r0 += SUB) {
+        const int sr = nr - r0 < SUB ? nr - r0 : SUB;
+        const uint8_t *ws = w + (size_t)r0 * rb;
+        for (int k = 0; k < sr * nt; k++) acc[k] = _mm512_setzero_ps();
+        const int nx = nr - r0 - sr < SUB ? nr - r0 - sr : SUB; /* rows of the next sub-tile */
+        const size_t calls =
+            (size_t)((nt + FV_MT - 1) / FV_MT) * (size_t)((sr + FV_MR - 1) / FV_MR);
+        for (int64_t c0 = 0; c0 < nv; c0 += F_KC) {
+            const int64_t kc = nv - c0 < F_KC ? nv - c0 : F_KC;
+            pf_cursor pc =
+                c0 + kc < nv
+                    ? pf_rect(w, rb, r0, r0 + sr, (size_t)(c0 + kc) * 2,
+                              (size_t)(nv - c0 - kc < F_KC ? nv : c0 + kc + F_KC) * 2, calls)
+                    : pf_rect(w, rb, r0 + sr, r0 + sr + nx, 0, (size_t)(nv < F_KC ? nv : F_KC) * 2,
+                              calls);
+            for (int t = 0; t < nt; t++) xc[t] = x[t] + c0;
+            if (fk == W_F16) {
+                for (int g = 0; g < sr; g++)
+                    for (int64_t i = 0; i < kc; i += 32) {
+                        const __m512bh v = ld_wbh(ws + (size_t)g * rb, c0 + i, fk);
+                        memcpy(wb + g * F_KC + i, &v, 64);
+                    }
+                bf_chunk(wb, F_KC, sr, xc, nt, kc, acc, &pc);
+            } else {
+                bf_chunk((const uint16_t *)ws + c0, rb / 2, sr, xc, nt, kc, acc, &pc);
+            }
+        }
+        for (int g = 0; g < sr; g++)
+            for (int t = 0; t < nt; t++)
+                y[(size_t)t * ldy + r0 + g] =
+                    bf_finish(acc[g * nt + t], ws + (size_t)g * rb, x[t], nv, n, fk);
+    }
+}
+
+#define TILE_BF(name, kind)                                                                        \
+    BF16 static void name(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,          \
+                          size_t act_stride, int nt, int64_t n, float *y, size_t ldy,              \
+                          uint8_t *scratch) {                                                      \
+        tile_bf(w, row_bytes, nr, act, act_stride, nt, n, y, ldy, scratch, kind);                  \
+    }
+TILE_BF(tile_f16_bf, W_F16)
+TILE_BF(tile_bf16_bf, W_BF16)
+
+static size_t bf_scratch(int64_t n) {
+    (void)n;
+    return sizeof(__m512) * SUB * MAX_TOKENS + 2 * SUB * F_KC + 64;
+}
+
+/* Whether to multiply F16 / BF16 weights as BF16: the CPU has AVX512_BF16
+ * (CPUID leaf 7 subleaf 1, EAX bit 5; the emulated build always) and
+ * HEARTH_AVX512_BF16 is not "0". Read once. */
+static bool bf_use(void) {
+    static int use = -1; /* a benign race: every thread computes the same */
+    if (use < 0) {
+        const char *env = getenv("HEARTH_AVX512_BF16");
+        int on = !(env && !strcmp(env, "0"));
+#ifndef HEARTH_VNNI_EMULATE
+        unsigned a, b, c, d;
+        on = on && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));
+#endif
+        __atomic_store_n(&use, on, __ATOMIC_RELAXED);
+    }
+    return __atomic_load_n(&use, __ATOMIC_RELAXED);
+}
+#endif
 
 /* ---- quantized types --------------------------------------------------- */
 
@@ -1044,6 +1277,12 @@ AVX2 static void deq_q8_0(const uint8_t *src, float *y, int64_t n) {
 static const avx2_type type_f32 = {NULL, tile_f32, MAX_ROWS, MAX_TOKENS, f_scratch, NULL};
 static const avx2_type type_f16 = {NULL, tile_f16, MAX_ROWS, MAX_TOKENS, f_scratch, deq_f16};
 static const avx2_type type_bf16 = {NULL, tile_bf16, MAX_ROWS, MAX_TOKENS, f_scratch, NULL};
+#ifdef Q_AVX512
+static const avx2_type type_f16_bf = {&act_bf16_fmt, tile_f16_bf, MAX_ROWS,
+                                      MAX_TOKENS,    bf_scratch,  deq_f16};
+static const avx2_type type_bf16_bf = {&act_bf16_fmt, tile_bf16_bf, MAX_ROWS,
+                                       MAX_TOKENS,    bf_scratch,   NULL};
+#endif
 static const avx2_type type_q8_0 = {&act_q8_fmt, tile_q8_0, MAX_ROWS,
                                     MAX_TOKENS,  q_scratch, deq_q8_0};
 static const avx2_type type_q4_0 = {&act_q8_fmt, tile_q4_0, MAX_ROWS, MAX_TOKENS, q_scratch, NULL};
@@ -1057,10 +1296,17 @@ const avx2_type *Q_TYPE_OF(ht_type t) {
     switch (t) {
     case HT_F32:
         return &type_f32;
+#ifdef Q_AVX512
+    case HT_F16:
+        return bf_use() ? &type_f16_bf : &type_f16;
+    case HT_BF16:
+        return bf_use() ? &type_bf16_bf : &type_bf16;
+#else
     case HT_F16:
         return &type_f16;
     case HT_BF16:
         return &type_bf16;
+#endif
     case HT_Q8_0:
         return &type_q8_0;
     case HT_Q4_0:

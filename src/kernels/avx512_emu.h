@@ -123,33 +123,126 @@ EMU_FN __m256d emu512_extractf64x4_pd(emu_m512d v, int i) {
     return i & 1 ? v.hi : v.lo;
 }
 
-#define __m512                 emu_m512
-#define __m512i                emu_m512i
-#define __m512d                emu_m512d
-#define _mm512_add_ps          emu512_add_ps
-#define _mm512_sub_ps          emu512_sub_ps
-#define _mm512_mul_ps          emu512_mul_ps
-#define _mm512_fmadd_ps        emu512_fmadd_ps
-#define _mm512_add_epi32       emu512_add_epi32
-#define _mm512_sub_epi32       emu512_sub_epi32
-#define _mm512_mullo_epi32     emu512_mullo_epi32
-#define _mm512_dpbusd_epi32    emu512_dpbusd_epi32
-#define _mm512_setzero_ps      emu512_setzero_ps
-#define _mm512_setzero_si512   emu512_setzero_si512
-#define _mm512_set1_ps         emu512_set1_ps
-#define _mm512_set1_epi32      emu512_set1_epi32
-#define _mm512_loadu_ps        emu512_loadu_ps
-#define _mm512_storeu_ps       emu512_storeu_ps
-#define _mm512_loadu_si512     emu512_loadu_si512
-#define _mm512_cvtepi32_ps     emu512_cvtepi32_ps
-#define _mm512_cvtph_ps        emu512_cvtph_ps
-#define _mm512_cvtepu16_epi32  emu512_cvtepu16_epi32
-#define _mm512_slli_epi32      emu512_slli_epi32
-#define _mm512_castsi512_ps    emu512_castsi512_ps
-#define _mm512_castps_pd       emu512_castps_pd
+/* ---- AVX512_BF16, as Intel's definition (SDM, VCVTNE2PS2BF16 and
+ * VDPBF16PS) gives it: F32 -> BF16 rounds to nearest even, a denormal to a
+ * zero of its sign, a NaN quieted; each pair product is an F32 FMA with
+ * denormal inputs taken as zero and denormal results flushed to zero, the
+ * odd element of the pair first. A BF16 vector is 32 values, 0..15 in lo. */
+typedef struct emu_m512bh {
+    __m256i lo, hi;
+} emu_m512bh;
+
+/* 8 F32 -> 8 BF16 in the low 16 bits of each 32-bit lane */
+EMU_FN __m256i emu_bf16_8(__m256 f) {
+    const __m256i u = _mm256_castps_si256(f);
+    const __m256i expo = _mm256_and_si256(u, _mm256_set1_epi32(0x7f800000));
+    const __m256i mag = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
+    const __m256i round = _mm256_srli_epi32(
+        _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)),
+                         _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1))),
+        16);
+    const __m256i nan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+    const __m256i zero = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x8000));
+    const __m256i is_nan = _mm256_cmpgt_epi32(mag, _mm256_set1_epi32(0x7f800000));
+    const __m256i is_den = _mm256_cmpeq_epi32(expo, _mm256_setzero_si256());
+    const __m256i r = _mm256_blendv_epi8(round, nan, is_nan);
+    return _mm256_blendv_epi8(r, zero, is_den);
+}
+
+/* 16 F32 (two halves) -> 16 BF16 in order */
+EMU_FN __m256i emu_bf16_16(__m256 lo, __m256 hi) {
+    return _mm256_permute4x64_epi64(_mm256_packus_epi32(emu_bf16_8(lo), emu_bf16_8(hi)), 0xd8);
+}
+
+/* result 0..15 = b, 16..31 = a */
+EMU_FN emu_m512bh emu512_cvtne2ps_pbh(emu_m512 a, emu_m512 b) {
+    return (emu_m512bh){emu_bf16_16(b.lo, b.hi), emu_bf16_16(a.lo, a.hi)};
+}
+
+/* denormals (and zeros) to a zero of their sign */
+EMU_FN __m256 emu_flush(__m256 v) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 tiny =
+        _mm256_cmp_ps(_mm256_andnot_ps(sign, v), _mm256_set1_ps(1.17549435e-38f), _CMP_LT_OQ);
+    return _mm256_blendv_ps(v, _mm256_and_ps(v, sign), tiny);
+}
+
+/* 8 lanes: acc += a.odd * b.odd, then += a.even * b.even */
+EMU_FN __m256 emu_dpbf16_8(__m256 acc, __m256i a, __m256i b) {
+    const __m256i hi16 = _mm256_set1_epi32((int)0xffff0000u);
+    const __m256 ao = emu_flush(_mm256_castsi256_ps(_mm256_and_si256(a, hi16)));
+    const __m256 bo = emu_flush(_mm256_castsi256_ps(_mm256_and_si256(b, hi16)));
+    const __m256 ae = emu_flush(_mm256_castsi256_ps(_mm256_slli_epi32(a, 16)));
+    const __m256 be = emu_flush(_mm256_castsi256_ps(_mm256_slli_epi32(b, 16)));
+    acc = emu_flush(_mm256_fmadd_ps(ao, bo, emu_flush(acc)));
+    return emu_flush(_mm256_fmadd_ps(ae, be, acc));
+}
+
+EMU_FN emu_m512 emu512_dpbf16_ps(emu_m512 acc, emu_m512bh a, emu_m512bh b) {
+    return (emu_m512){emu_dpbf16_8(acc.lo, a.lo, b.lo), emu_dpbf16_8(acc.hi, a.hi, b.hi)};
+}
+
+/* The names, each #undef'd first: compilers' headers define some (those
+ * with an immediate operand, in clang's) as macros. */
+#undef __m512bh
+#define __m512bh emu_m512bh
+#undef _mm512_cvtne2ps_pbh
+#define _mm512_cvtne2ps_pbh emu512_cvtne2ps_pbh
+#undef _mm512_dpbf16_ps
+#define _mm512_dpbf16_ps emu512_dpbf16_ps
+#undef __m512
+#define __m512 emu_m512
+#undef __m512i
+#define __m512i emu_m512i
+#undef __m512d
+#define __m512d emu_m512d
+#undef _mm512_add_ps
+#define _mm512_add_ps emu512_add_ps
+#undef _mm512_sub_ps
+#define _mm512_sub_ps emu512_sub_ps
+#undef _mm512_mul_ps
+#define _mm512_mul_ps emu512_mul_ps
+#undef _mm512_fmadd_ps
+#define _mm512_fmadd_ps emu512_fmadd_ps
+#undef _mm512_add_epi32
+#define _mm512_add_epi32 emu512_add_epi32
+#undef _mm512_sub_epi32
+#define _mm512_sub_epi32 emu512_sub_epi32
+#undef _mm512_mullo_epi32
+#define _mm512_mullo_epi32 emu512_mullo_epi32
+#undef _mm512_dpbusd_epi32
+#define _mm512_dpbusd_epi32 emu512_dpbusd_epi32
+#undef _mm512_setzero_ps
+#define _mm512_setzero_ps emu512_setzero_ps
+#undef _mm512_setzero_si512
+#define _mm512_setzero_si512 emu512_setzero_si512
+#undef _mm512_set1_ps
+#define _mm512_set1_ps emu512_set1_ps
+#undef _mm512_set1_epi32
+#define _mm512_set1_epi32 emu512_set1_epi32
+#undef _mm512_loadu_ps
+#define _mm512_loadu_ps emu512_loadu_ps
+#undef _mm512_storeu_ps
+#define _mm512_storeu_ps emu512_storeu_ps
+#undef _mm512_loadu_si512
+#define _mm512_loadu_si512 emu512_loadu_si512
+#undef _mm512_cvtepi32_ps
+#define _mm512_cvtepi32_ps emu512_cvtepi32_ps
+#undef _mm512_cvtph_ps
+#define _mm512_cvtph_ps emu512_cvtph_ps
+#undef _mm512_cvtepu16_epi32
+#define _mm512_cvtepu16_epi32 emu512_cvtepu16_epi32
+#undef _mm512_slli_epi32
+#define _mm512_slli_epi32 emu512_slli_epi32
+#undef _mm512_castsi512_ps
+#define _mm512_castsi512_ps emu512_castsi512_ps
+#undef _mm512_castps_pd
+#define _mm512_castps_pd emu512_castps_pd
+#undef _mm512_castps512_ps256
 #define _mm512_castps512_ps256 emu512_castps512_ps256
+#undef _mm512_extractf64x4_pd
 #define _mm512_extractf64x4_pd emu512_extractf64x4_pd
-#undef _mm256_dpbusd_epi32 /* a macro in some compilers' headers */
+#undef _mm256_dpbusd_epi32
 #define _mm256_dpbusd_epi32 emu_dpbusd
 
 #endif

@@ -151,6 +151,11 @@ int kern_act_block(ht_type t) {
     return o->act_block ? o->act_block(t) : 0;
 }
 
+bool kern_act_bf16(ht_type t) {
+    const kern_ops *o = ops();
+    return o->act_bf16 && o->act_bf16(t);
+}
+
 void kern_rmsnorm(float *y, const float *x, const float *w, int n, int n_tok, float eps) {
     if (COUNTING() && w) count((uint64_t)n * sizeof(float));
     ops()->rmsnorm(y, x, w, n, n_tok, eps);

@@ -9,7 +9,8 @@
  * kern_act_block says which types); "avx512" (avx512*.c: avx2's code with
  * AVX-512 VNNI dot products and 512-bit batches, where the CPU has AVX512F,
  * BW, VL and VNNI) gives bitwise avx2's values for quantized weights and
- * sums float weights in 16 lanes; "neon" (neon.c,
+ * sums float weights in 16 lanes, F16 and BF16 ones as BF16 products where
+ * the CPU has AVX512_BF16 (kern_act_bf16); "neon" (neon.c,
  * aarch64, the default there) does the same for Q8_0/Q4_0 weights and has
  * NEON F32/F16 dot products. The variant is chosen once, at the first call into this
  * module: the environment variable
@@ -87,6 +88,13 @@ void kern_matmul_n(tp_pool *pool, const kern_mm *mm, int n_mm, const float *x, s
  * per shared 8-bit scale (x ~ d * q, d = max|x| / 127 over the block, q
  * rounded to nearest), or 0 where the activations stay F32 (tests). */
 int kern_act_block(ht_type t);
+
+/* Whether the active variant multiplies weights of type t as BF16: the
+ * weights and the activations each rounded to BF16 (to nearest even),
+ * the exact products summed in F32. The avx512 variant does so for F16 and
+ * BF16 weights where the CPU has AVX512_BF16 (unless HEARTH_AVX512_BF16=0):
+ * the golden tests' F16 fast tier. */
+bool kern_act_bf16(ht_type t);
 
 /* out[i] = row `row` of W as F32 (n_cols floats): an embedding lookup. */
 void kern_get_row(const kern_mat *w, int64_t row, float *out);
@@ -199,6 +207,7 @@ typedef struct kern_ops {
     void (*matmul_n)(tp_pool *pool, const kern_mm *mm, int n_mm, const float *x, size_t ldx,
                      int n_tok);
     int (*act_block)(ht_type t); /* NULL: 0 for every type */
+    bool (*act_bf16)(ht_type t); /* NULL: false for every type */
     /* kern_get_row; NULL: the reference (dequantize_row). Bitwise the same. */
     void (*get_row)(const kern_mat *w, int64_t row, float *out);
     void (*rmsnorm)(float *y, const float *x, const float *w, int n, int n_tok, float eps);

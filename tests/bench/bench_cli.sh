@@ -75,6 +75,7 @@ grep -Eq "^kernels: (ref|avx2|avx512|neon)$" "$T/table.txt" || fail "no kernels 
 HEARTH_KERNELS=ref "$H" bench -m "$T/tiny.gguf" -p 0 -n 2 -r 1 --json --bw-size 16 >"$T/r.json" ||
     fail "bench ref"
 grep -q '"kernels": "ref"' "$T/r.json" || fail "HEARTH_KERNELS=ref not in the JSON"
+grep -q '"bf16_products": false' "$T/r.json" || fail "ref multiplies as BF16 in the JSON"
 
 for args in "" "--bandwidth -m x" "--write-shape nope F16 $T/x.gguf" \
     "--write-shape tiny-qwen2 Q5_K $T/x.gguf" "-m x -p 0 -n 0" "-m x -t 0" "--size"; do

@@ -25,6 +25,19 @@ static inline float ktu_frand(void) { /* [-1, 1) */
     return (float)(ktu_urand() * 2 - 1);
 }
 
+/* f rounded to BF16 (to nearest even; a denormal to zero), as F32: what
+ * a variant multiplies where kern_act_bf16() says so. */
+static inline float ktu_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7f800000u) == 0)
+        u &= 0x80000000u;
+    else if ((u & 0x7fffffffu) <= 0x7f800000u)
+        u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 /* Every type ktu_random_matrix() makes (test_kernels checks them all), and
  * where the F16 fields of its blocks sit (ggml layouts). f16_at[0] is a
  * scale, f16_at[1] a second scale or a minimum; signed_min: f16_at[1] is

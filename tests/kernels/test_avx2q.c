@@ -48,8 +48,10 @@ static void check_type(ht_type type, tp_pool *pool, int64_t C, int64_t R, int T)
     }
     /* close to the exact dot with the activations as the variant rounds them */
     const int64_t ab = kern_act_block(type);
+    const bool bf = kern_act_bf16(type); /* or both rounded to BF16 */
     for (int64_t r = 0; r < R; r += 7) {
         ht_dequantize_row(type, (const uint8_t *)wd + (size_t)r * rb, row, C);
+        for (int64_t c = 0; bf && c < C; c++) row[c] = ktu_bf16(row[c]);
         for (int t = 0; t < T; t += 5) {
             const float *xt = x + (size_t)t * C;
             double ref = 0, mag = 0;
@@ -60,6 +62,7 @@ static void check_type(ht_type type, tp_pool *pool, int64_t C, int64_t R, int T)
                 for (int64_t c = c0; c < ce; c++) {
                     double xv = xt[c];
                     if (ab > 0) xv = (double)(amax / 127.0f) * nearbyintf(xt[c] * (127.0f / amax));
+                    if (bf) xv = ktu_bf16(xt[c]);
                     ref += (double)row[c] * xv;
                     mag += fabs((double)row[c] * xv);
                 }

@@ -40,8 +40,11 @@ static void check_matmul_shape(ht_type type, tp_pool *pool, int n_tok, int64_t n
     const int64_t ab0 = kern_act_block(type);
     const bool act_q8 = ab0 > 0;
     const int64_t ab = act_q8 ? ab0 : 32;
+    /* or weights and activations both rounded to BF16 */
+    const bool bf = kern_act_bf16(type);
     for (int64_t r = 0; r < n_rows; r++) {
         ht_dequantize_row(type, (const uint8_t *)wd + r * rb, row, n_cols);
+        for (int64_t c = 0; bf && c < n_cols; c++) row[c] = ktu_bf16(row[c]);
         for (int t = 0; t < n_tok; t++) {
             double ref = 0, mag = 0;
             for (int64_t c0 = 0; c0 < n_cols; c0 += ab) {
@@ -52,6 +55,7 @@ static void check_matmul_shape(ht_type type, tp_pool *pool, int n_tok, int64_t n
                 for (int64_t c = c0; c < ce; c++) {
                     double xv = x[t * ldx + c];
                     if (act_q8) xv = (double)(amax / 127.0f) * nearbyintf(x[t * ldx + c] * id);
+                    if (bf) xv = ktu_bf16(x[t * ldx + c]);
                     ref += (double)row[c] * xv;
                     mag += fabs((double)row[c] * xv);
                 }

@@ -211,11 +211,86 @@ AVX2 static void test_emu_ops(void **state) {
     }
 }
 
+/* The emulated AVX512_BF16 instructions against Intel's definition:
+ * conversion (ties to even, denormals to zero, NaN quieted, infinities
+ * kept) and the pair dot (odd product first, F32 FMAs, denormals flushed). */
+static uint32_t bits_of(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static float float_of(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static float flush(float f) {
+    return fabsf(f) < 1.17549435e-38f ? copysignf(0.0f, f) : f;
+}
+
+AVX2 static void test_emu_bf16(void **state) {
+    (void)state;
+    if (!kern_avx2_supported()) return;
+    /* special and tie values first, then random bit patterns and floats */
+    static const uint32_t special[] = {0x00000000u, 0x80000000u, 0x00000001u, 0x807fffffu,
+                                       0x00800000u, 0x7f800000u, 0xff800000u, 0x7fc00000u,
+                                       0x7f800001u, 0xff810000u, 0x3f808000u, 0x3f818000u,
+                                       0x3f807fffu, 0x3f808001u, 0x7f7fffffu, 0x477fe000u};
+    float a[32], b[32], acc[16], got[16];
+    uint16_t gh[32];
+    for (int rep = 0; rep < 300; rep++) {
+        for (int i = 0; i < 32; i++) {
+            const int k = rep * 32 + i;
+            a[i] = k < 16    ? float_of(special[k])
+                   : rep % 2 ? float_of((uint32_t)(ktu_urand() * 4294967296.0))
+                             : rnd_f();
+            b[i] = rep % 3 ? rnd_f() : rnd_f() * 1e-30f; /* tiny: denormal products */
+        }
+        for (int j = 0; j < 16; j++) acc[j] = rep % 5 ? rnd_f() : 1e-39f * (float)(j - 8);
+        /* conversion: elements 0..15 from the second operand */
+        const __m512bh h = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(a + 16), _mm512_loadu_ps(a));
+        memcpy(gh, &h, 64);
+        for (int i = 0; i < 32; i++) {
+            const uint32_t u = bits_of(a[i]);
+            uint32_t want;
+            if ((u & 0x7f800000u) == 0)
+                want = (u >> 16) & 0x8000u;
+            else if ((u & 0x7fffffffu) > 0x7f800000u)
+                want = (u >> 16) | 0x40u;
+            else
+                want = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+            assert_int_equal(gh[i], want);
+        }
+        /* the pair dot, on finite values */
+        for (int i = 0; i < 32; i++) {
+            if (!isfinite(a[i])) a[i] = 1.5f;
+            if (!isfinite(b[i])) b[i] = -0.75f;
+        }
+        const __m512bh ha = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(a + 16), _mm512_loadu_ps(a));
+        const __m512bh hb = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(b + 16), _mm512_loadu_ps(b));
+        uint16_t ua[32], ub[32];
+        memcpy(ua, &ha, 64);
+        memcpy(ub, &hb, 64);
+        _mm512_storeu_ps(got, _mm512_dpbf16_ps(_mm512_loadu_ps(acc), ha, hb));
+        for (int j = 0; j < 16; j++) {
+            const float ao = flush(float_of((uint32_t)ua[2 * j + 1] << 16));
+            const float bo = flush(float_of((uint32_t)ub[2 * j + 1] << 16));
+            const float ae = flush(float_of((uint32_t)ua[2 * j] << 16));
+            const float be = flush(float_of((uint32_t)ub[2 * j] << 16));
+            const float want = flush(fmaf(ae, be, flush(fmaf(ao, bo, flush(acc[j])))));
+            assert_int_equal(bits_of(got[j]), bits_of(want));
+        }
+    }
+}
+
 int main(void) {
     ktu_seed(0x2545f4914f6cdd1dull);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_emu_dpbusd),
         cmocka_unit_test(test_emu_ops),
+        cmocka_unit_test(test_emu_bf16),
         cmocka_unit_test(test_vnni_tiles_equal_avx2),
     };
     return cmocka_run_group_tests_name("vnni_emu", tests, NULL, NULL);
