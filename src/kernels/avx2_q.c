@@ -599,17 +599,18 @@ static size_t bf_scratch(int64_t n) {
  * (CPUID leaf 7 subleaf 1, EAX bit 5; the emulated build always) and
  * HEARTH_AVX512_BF16 is not "0". Read once. */
 static bool bf_use(void) {
-    static int use = -1; /* a benign race: every thread computes the same */
-    if (use < 0) {
+    static int use = -1; /* threads racing here all compute the same value */
+    int on = __atomic_load_n(&use, __ATOMIC_RELAXED);
+    if (on < 0) {
         const char *env = getenv("HEARTH_AVX512_BF16");
-        int on = !(env && !strcmp(env, "0"));
+        on = !(env && !strcmp(env, "0"));
 #ifndef HEARTH_VNNI_EMULATE
         unsigned a, b, c, d;
         on = on && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));
 #endif
         __atomic_store_n(&use, on, __ATOMIC_RELAXED);
     }
-    return __atomic_load_n(&use, __ATOMIC_RELAXED);
+    return on;
 }
 #endif
 
