@@ -250,138 +250,30 @@ INLINE float f_finish(FV acc, const uint8_t *row, const float *x, int64_t nv, in
     return _mm_cvtss_f32(s);
 }
 
-/* Decode: G rows from r of a tile against one token, y[r..r+G). */
-INLINE void f_rows(const uint8_t *w, size_t rb, int r, const int G, int nr, const float *x,
-                   int64_t n, float *y, const int fk) {
-    FV acc[8];
-    const int64_t nv = n & ~(int64_t)(FV_N - 1), es = fk == W_F32 ? 4 : 2;
-#pragma GCC unroll 8
-    for (int g = 0; g < G; g++) acc[g] = fv_zero();
-    const uint8_t *row = w + (size_t)r * rb;
-    for (int64_t i = 0; i < nv; i += FV_N) {
-        if ((i & (es == 2 ? 31 : 15)) == 0) prefetch_ahead(w, rb, r, G, nr, (size_t)(i * es), 64);
-        const FV xv = fv_load(x + i);
-#pragma GCC unroll 8
-        for (int g = 0; g < G; g++)
-            acc[g] = fv_fma(fv_ldw(row + (size_t)g * rb, i, fk), xv, acc[g]);
-    }
-#pragma GCC unroll 8
-    for (int g = 0; g < G; g++) y[r + g] = f_finish(acc[g], row + (size_t)g * rb, x, nv, n, fk);
-}
+#define FT_P(name)        f_##name
+#define FT_ATTR           AVX2
+#define FT_INLINE         INLINE
+#define FT_E              float
+#define FT_V              FV
+#define FT_STEP           FV_N
+#define FT_LD             fv_load
+#define FT_LDW            fv_ldw
+#define FT_DOT(acc, w, x) fv_fma(w, x, acc)
+#define FT_DIRECT(fk)     ((fk) == W_F32)
+#define FT_STAGE          fv_store
+#include "kernels/avx2_ftile.h"
 
-/* Batch micro-kernel: R rows x T tokens over columns [0, kc) (a multiple of
- * FV_N) of a chunk; the accumulators live in acc (R x T vectors, row stride
- * ars vectors) between chunks. Row g at wf + g * wstride floats, token t at
- * x[t]. */
-INLINE void f_micro(const float *wf, size_t wstride, const float *const *x, int64_t kc, FV *acc,
-                    size_t ars, const int R, const int T) {
-    FV a[FV_MR][FV_MT];
-#pragma GCC unroll 4
-    for (int g = 0; g < R; g++) FV_UNROLL_T for (int t = 0; t < T; t++) a[g][t] = acc[g * ars + t];
-    for (int64_t i = 0; i < kc; i += FV_N) {
-        FV xv[FV_MT];
-        FV_UNROLL_T for (int t = 0; t < T; t++) xv[t] = fv_load(x[t] + i);
-#pragma GCC unroll 4
-        for (int g = 0; g < R; g++) {
-            const FV wv = fv_load(wf + g * wstride + i);
-            FV_UNROLL_T for (int t = 0; t < T; t++) a[g][t] = fv_fma(wv, xv[t], a[g][t]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int g = 0; g < R; g++) FV_UNROLL_T for (int t = 0; t < T; t++) acc[g * ars + t] = a[g][t];
-}
-
-/* The micro-kernels over sr rows x nt tokens of one chunk: a group of
- * tokens stays in L1 while every row group of the chunk passes. */
-AVX2 static void f_chunk(const float *wf, size_t wstride, int sr, const float *const *x, int nt,
-                         int64_t kc, FV *acc, pf_cursor *pc) {
-    for (int t = 0; t < nt;) {
-        const int tn = nt - t >= FV_MT ? FV_MT : 1;
-        for (int g = 0; g < sr;) {
-            const int gn = sr - g >= FV_MR ? FV_MR : 1;
-            const float *wg = wf + g * wstride;
-            FV *ag = acc + (size_t)g * nt + t;
-            pf_advance(pc);
-            if (gn == FV_MR && tn == FV_MT)
-                f_micro(wg, wstride, x + t, kc, ag, nt, FV_MR, FV_MT);
-            else if (gn == FV_MR)
-                f_micro(wg, wstride, x + t, kc, ag, nt, FV_MR, 1);
-            else if (tn == FV_MT)
-                f_micro(wg, wstride, x + t, kc, ag, nt, 1, FV_MT);
-            else
-                f_micro(wg, wstride, x + t, kc, ag, nt, 1, 1);
-            g += gn;
-        }
-        t += tn;
-    }
-}
-
-static size_t f_scratch(int64_t n) {
-    (void)n;
-    return sizeof(FV) * SUB * MAX_TOKENS + sizeof(float) * SUB * F_KC + 64;
-}
-
-INLINE void tile_float(const uint8_t *w, size_t rb, int nr, const uint8_t *act, size_t act_stride,
-                       int nt, int64_t n, float *y, size_t ldy, uint8_t *scratch, const int fk) {
-    if (nt < F_BATCH_MIN || !scratch) {
-        for (int t = 0; t < nt; t++) {
-            const float *x = (const float *)(act + (size_t)t * act_stride);
-            float *yt = y + (size_t)t * ldy;
-            int r = 0;
-            for (; r + 8 <= nr; r += 8) f_rows(w, rb, r, 8, nr, x, n, yt, fk);
-            for (; r + 4 <= nr; r += 4) f_rows(w, rb, r, 4, nr, x, n, yt, fk);
-            for (; r < nr; r++) f_rows(w, rb, r, 1, nr, x, n, yt, fk);
-        }
-        return;
-    }
-    FV *acc = (FV *)(((uintptr_t)scratch + sizeof(FV) - 1) & ~(uintptr_t)(sizeof(FV) - 1));
-    float *wf = (float *)(acc + SUB * MAX_TOKENS);
-    const float *x[MAX_TOKENS], *xc[MAX_TOKENS];
-    for (int t = 0; t < nt; t++) x[t] = (const float *)(act + (size_t)t * act_stride);
-    const int64_t nv = n & ~(int64_t)(FV_N - 1);
-    for (int r0 = 0; r0 < nr; r0 += SUB) {
-        const int sr = nr - r0 < SUB ? nr - r0 : SUB;
-        const uint8_t *ws = w + (size_t)r0 * rb;
-        for (int k = 0; k < sr * nt; k++) acc[k] = fv_zero();
-        const int nx = nr - r0 - sr < SUB ? nr - r0 - sr : SUB; /* rows of the next sub-tile */
-        const size_t es = fk == W_F32 ? 4 : 2, calls = (size_t)((nt + FV_MT - 1) / FV_MT) *
-                                                       (size_t)((sr + FV_MR - 1) / FV_MR);
-        for (int64_t c0 = 0; c0 < nv; c0 += F_KC) {
-            const int64_t kc = nv - c0 < F_KC ? nv - c0 : F_KC;
-            /* prefetch: the next chunk of these rows, or the first of the next rows */
-            pf_cursor pc =
-                c0 + kc < nv
-                    ? pf_rect(w, rb, r0, r0 + sr, (size_t)(c0 + kc) * es,
-                              (size_t)(nv - c0 - kc < F_KC ? nv : c0 + kc + F_KC) * es, calls)
-                    : pf_rect(w, rb, r0 + sr, r0 + sr + nx, 0, (size_t)(nv < F_KC ? nv : F_KC) * es,
-                              calls);
-            for (int t = 0; t < nt; t++) xc[t] = x[t] + c0;
-            if (fk != W_F32) {
-                for (int g = 0; g < sr; g++)
-                    for (int64_t i = 0; i < kc; i += FV_N)
-                        fv_store(wf + g * F_KC + i, fv_ldw(ws + (size_t)g * rb, c0 + i, fk));
-                f_chunk(wf, F_KC, sr, xc, nt, kc, acc, &pc);
-            } else {
-                f_chunk((const float *)ws + c0, rb / 4, sr, xc, nt, kc, acc, &pc);
-            }
-        }
-        for (int g = 0; g < sr; g++)
-            for (int t = 0; t < nt; t++)
-                y[(size_t)t * ldy + r0 + g] =
-                    f_finish(acc[g * nt + t], ws + (size_t)g * rb, x[t], nv, n, fk);
-    }
-}
-
-/* A tile entry point: impl (tile_float, tile_quant) for one weight kind. */
-#define TILE_OF(name, impl, kind)                                                                  \
-    AVX2 static void name(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,          \
+/* A tile entry point: impl (f_tile, bf_tile, tile_quant) for one weight kind. */
+#define TILE_OF_A(attr, name, impl, kind)                                                          \
+    attr static void name(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,          \
                           size_t act_stride, int nt, int64_t n, float *y, size_t ldy,              \
                           uint8_t *scratch) {                                                      \
         impl(w, row_bytes, nr, act, act_stride, nt, n, y, ldy, scratch, kind);                     \
     }
-TILE_OF(tile_f32, tile_float, W_F32)
-TILE_OF(tile_f16, tile_float, W_F16)
-TILE_OF(tile_bf16, tile_float, W_BF16)
+#define TILE_OF(name, impl, kind) TILE_OF_A(AVX2, name, impl, kind)
+TILE_OF(tile_f32, f_tile, W_F32)
+TILE_OF(tile_f16, f_tile, W_F16)
+TILE_OF(tile_bf16, f_tile, W_BF16)
 
 #ifdef Q_AVX512
 /* ---- BF16 products (AVX512_BF16) -------------------------------------- */
@@ -466,134 +358,25 @@ BF_INLINE float bf_finish(__m512 acc, const uint8_t *row, const uint16_t *x, int
     return _mm_cvtss_f32(s);
 }
 
-/* Decode: G rows from r of a tile against one token, y[r..r+G). */
-BF_INLINE void bf_rows(const uint8_t *w, size_t rb, int r, const int G, int nr, const uint16_t *x,
-                       int64_t n, float *y, const int fk) {
-    __m512 acc[8];
-    const int64_t nv = n & ~(int64_t)31;
-#pragma GCC unroll 8
-    for (int g = 0; g < G; g++) acc[g] = _mm512_setzero_ps();
-    const uint8_t *row = w + (size_t)r * rb;
-    for (int64_t i = 0; i < nv; i += 32) {
-        prefetch_ahead(w, rb, r, G, nr, (size_t)(i * 2), 64);
-        const __m512bh xv = ld_bh(x + i);
-#pragma GCC unroll 8
-        for (int g = 0; g < G; g++)
-            acc[g] = _mm512_dpbf16_ps(acc[g], ld_wbh(row + (size_t)g * rb, i, fk), xv);
-    }
-#pragma GCC unroll 8
-    for (int g = 0; g < G; g++) y[r + g] = bf_finish(acc[g], row + (size_t)g * rb, x, nv, n, fk);
+BF_INLINE void bf_stage(uint16_t *dst, __m512bh v) {
+    memcpy(dst, &v, 64);
 }
 
-/* Batch micro-kernel: R rows x T tokens over columns [0, kc) (a multiple
- * of 32) of a chunk, as f_micro: row g at wb + g * wstride BF16 values,
- * token t at x[t]; the accumulators live in acc (row stride ars). */
-BF_INLINE void bf_micro(const uint16_t *wb, size_t wstride, const uint16_t *const *x, int64_t kc,
-                        __m512 *acc, size_t ars, const int R, const int T) {
-    __m512 a[FV_MR][FV_MT];
-#pragma GCC unroll 4
-    for (int g = 0; g < R; g++) FV_UNROLL_T for (int t = 0; t < T; t++) a[g][t] = acc[g * ars + t];
-    for (int64_t i = 0; i < kc; i += 32) {
-        __m512bh xv[FV_MT];
-        FV_UNROLL_T for (int t = 0; t < T; t++) xv[t] = ld_bh(x[t] + i);
-#pragma GCC unroll 4
-        for (int g = 0; g < R; g++) {
-            const __m512bh wv = ld_bh(wb + g * wstride + i);
-            FV_UNROLL_T for (int t = 0; t < T; t++) a[g][t] = _mm512_dpbf16_ps(a[g][t], wv, xv[t]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int g = 0; g < R; g++) FV_UNROLL_T for (int t = 0; t < T; t++) acc[g * ars + t] = a[g][t];
-}
+#define FT_P(name)        bf_##name
+#define FT_ATTR           BF16
+#define FT_INLINE         BF_INLINE
+#define FT_E              uint16_t
+#define FT_V              __m512bh
+#define FT_STEP           32
+#define FT_LD             ld_bh
+#define FT_LDW            ld_wbh
+#define FT_DOT(acc, w, x) _mm512_dpbf16_ps(acc, w, x)
+#define FT_DIRECT(fk)     ((fk) == W_BF16)
+#define FT_STAGE          bf_stage
+#include "kernels/avx2_ftile.h"
 
-BF16 static void bf_chunk(const uint16_t *wb, size_t wstride, int sr, const uint16_t *const *x,
-                          int nt, int64_t kc, __m512 *acc, pf_cursor *pc) {
-    for (int t = 0; t < nt;) {
-        const int tn = nt - t >= FV_MT ? FV_MT : 1;
-        for (int g = 0; g < sr;) {
-            const int gn = sr - g >= FV_MR ? FV_MR : 1;
-            const uint16_t *wg = wb + g * wstride;
-            __m512 *ag = acc + (size_t)g * nt + t;
-            pf_advance(pc);
-            if (gn == FV_MR && tn == FV_MT)
-                bf_micro(wg, wstride, x + t, kc, ag, nt, FV_MR, FV_MT);
-            else if (gn == FV_MR)
-                bf_micro(wg, wstride, x + t, kc, ag, nt, FV_MR, 1);
-            else if (tn == FV_MT)
-                bf_micro(wg, wstride, x + t, kc, ag, nt, 1, FV_MT);
-            else
-                bf_micro(wg, wstride, x + t, kc, ag, nt, 1, 1);
-            g += gn;
-        }
-        t += tn;
-    }
-}
-
-BF_INLINE void tile_bf(const uint8_t *w, size_t rb, int nr, const uint8_t *act, size_t act_stride,
-                       int nt, int64_t n, float *y, size_t ldy, uint8_t *scratch, const int fk) {
-    if (nt < F_BATCH_MIN || !scratch) {
-        for (int t = 0; t < nt; t++) {
-            const uint16_t *x = (const uint16_t *)(act + (size_t)t * act_stride);
-            float *yt = y + (size_t)t * ldy;
-            int r = 0;
-            for (; r + 8 <= nr; r += 8) bf_rows(w, rb, r, 8, nr, x, n, yt, fk);
-            for (; r + 4 <= nr; r += 4) bf_rows(w, rb, r, 4, nr, x, n, yt, fk);
-            for (; r < nr; r++) bf_rows(w, rb, r, 1, nr, x, n, yt, fk);
-        }
-        return;
-    }
-    __m512 *acc = (__m512 *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    uint16_t *wb = (uint16_t *)(acc + SUB * MAX_TOKENS);
-    const uint16_t *x[MAX_TOKENS], *xc[MAX_TOKENS];
-    for (int t = 0; t < nt; t++) x[t] = (const uint16_t *)(act + (size_t)t * act_stride);
-    const int64_t nv = n & ~(int64_t)31;
-    for (int r0 = 0; r0 < nr; r0 += SUB) {
-        const int sr = nr - r0 < SUB ? nr - r0 : SUB;
-        const uint8_t *ws = w + (size_t)r0 * rb;
-        for (int k = 0; k < sr * nt; k++) acc[k] = _mm512_setzero_ps();
-        const int nx = nr - r0 - sr < SUB ? nr - r0 - sr : SUB; /* rows of the next sub-tile */
-        const size_t calls =
-            (size_t)((nt + FV_MT - 1) / FV_MT) * (size_t)((sr + FV_MR - 1) / FV_MR);
-        for (int64_t c0 = 0; c0 < nv; c0 += F_KC) {
-            const int64_t kc = nv - c0 < F_KC ? nv - c0 : F_KC;
-            pf_cursor pc =
-                c0 + kc < nv
-                    ? pf_rect(w, rb, r0, r0 + sr, (size_t)(c0 + kc) * 2,
-                              (size_t)(nv - c0 - kc < F_KC ? nv : c0 + kc + F_KC) * 2, calls)
-                    : pf_rect(w, rb, r0 + sr, r0 + sr + nx, 0, (size_t)(nv < F_KC ? nv : F_KC) * 2,
-                              calls);
-            for (int t = 0; t < nt; t++) xc[t] = x[t] + c0;
-            if (fk == W_F16) {
-                for (int g = 0; g < sr; g++)
-                    for (int64_t i = 0; i < kc; i += 32) {
-                        const __m512bh v = ld_wbh(ws + (size_t)g * rb, c0 + i, fk);
-                        memcpy(wb + g * F_KC + i, &v, 64);
-                    }
-                bf_chunk(wb, F_KC, sr, xc, nt, kc, acc, &pc);
-            } else {
-                bf_chunk((const uint16_t *)ws + c0, rb / 2, sr, xc, nt, kc, acc, &pc);
-            }
-        }
-        for (int g = 0; g < sr; g++)
-            for (int t = 0; t < nt; t++)
-                y[(size_t)t * ldy + r0 + g] =
-                    bf_finish(acc[g * nt + t], ws + (size_t)g * rb, x[t], nv, n, fk);
-    }
-}
-
-#define TILE_BF(name, kind)                                                                        \
-    BF16 static void name(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,          \
-                          size_t act_stride, int nt, int64_t n, float *y, size_t ldy,              \
-                          uint8_t *scratch) {                                                      \
-        tile_bf(w, row_bytes, nr, act, act_stride, nt, n, y, ldy, scratch, kind);                  \
-    }
-TILE_BF(tile_f16_bf, W_F16)
-TILE_BF(tile_bf16_bf, W_BF16)
-
-static size_t bf_scratch(int64_t n) {
-    (void)n;
-    return sizeof(__m512) * SUB * MAX_TOKENS + 2 * SUB * F_KC + 64;
-}
+TILE_OF_A(BF16, tile_f16_bf, bf_tile, W_F16)
+TILE_OF_A(BF16, tile_bf16_bf, bf_tile, W_BF16)
 
 /* Whether to multiply F16 / BF16 weights as BF16: the CPU has AVX512_BF16
  * (CPUID leaf 7 subleaf 1, EAX bit 5; the emulated build always) and
