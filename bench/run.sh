@@ -62,7 +62,7 @@ anchors = {
 }
 print(f"\nhearth vs anchors (pp{p}, tg{n}; anchors are pp512/tg128 on the 2-core AVX-512 machine)")
 hdr = ("file", f"pp{p} hearth", "llama.cpp", "ik_llama", f"tg{n} hearth", "llama.cpp", "ik_llama",
-       "GB/tok", "GB/s", "BW 4K", "% BW", "peak RSS")
+       "GB/tok", "GB/s", "BW limit", "% BW", "peak RSS")
 print("| " + " | ".join(f"{h:>13}" if i else f"{h:<13}" for i, h in enumerate(hdr)) + " |")
 print("|" + "|".join("-" * 15 for _ in hdr) + "|")
 for label, (lc, ik) in anchors.items():
@@ -75,7 +75,8 @@ for label, (lc, ik) in anchors.items():
         return f"{t[k]['avg_ts']:.1f} ± {t[k]['stddev_ts']:.1f}" if k in t else "-"
     row = (label, ts("pp"), f"{lc[0]:.1f}", f"{ik[0]:.1f}", ts("tg"), f"{lc[1]:.1f}", f"{ik[1]:.1f}",
            f"{j['bytes_per_token']['total'] / 1e9:.3f}", f"{j['achieved_gbs']:.1f}",
-           f"{j['bandwidth']['gbs']:.1f}", f"{j['pct_of_bandwidth']:.0f}%",
+           f"{j['bandwidth']['gbs']:.1f} {'THP' if 'THP' in j['bandwidth']['pages'] else '4K'}",
+           f"{j['pct_of_bandwidth']:.0f}%",
            f"{j['peak_rss_bytes'] / 2**30:.2f} GiB")
     print("| " + " | ".join(f"{c:>13}" if i else f"{c:<13}" for i, c in enumerate(row)) + " |")
 PY
