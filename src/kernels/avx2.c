@@ -292,6 +292,7 @@ const kern_ops V_OPS = {
     .swiglu = kern_avx2_swiglu,
     .rope = kern_avx2_rope,
     .attention = kern_avx2_attention,
+    .matmul_kn = kern_avx2_matmul_kn,
 };
 
 /* CPUID: AVX2 (leaf 7 EBX bit 5), FMA (leaf 1 ECX bit 12), F16C (ECX bit

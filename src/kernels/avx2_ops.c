@@ -490,6 +490,86 @@ void kern_avx2_attention(tp_pool *pool, const kern_attn *a) {
     tp_run(pool, attn_task, &job, (int)(base * job.chunks));
 }
 
+/* kern_matmul_kn: tiles of up to 4 tokens x 32 columns (16 accumulators;
+ * the column tail 8 at a time, the last masked), d walked in order. Every
+ * element is acc = fma(x[t][d], b[d][i], acc) from 0 over d = 0..k-1,
+ * whatever tile it falls in: a token's row is the same alone or in a batch. */
+AVX2 static inline __attribute__((always_inline)) void kn_tile(const float *x, size_t ldx,
+                                                               const float *b, size_t ldb, int k,
+                                                               float *y, size_t ldy, const int T,
+                                                               const int V, __m256i mask) {
+    __m256 acc[4][4];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) acc[t][v] = _mm256_setzero_ps();
+    for (int d = 0; d < k; d++) {
+        const float *bd = b + (size_t)d * ldb;
+        __m256 bv[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++)
+            bv[v] = V == 1 ? _mm256_maskload_ps(bd, mask) : _mm256_loadu_ps(bd + 8 * v);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const __m256 a = _mm256_broadcast_ss(x + (size_t)t * ldx + (size_t)d);
+#pragma GCC unroll 4
+            for (int v = 0; v < V; v++) acc[t][v] = _mm256_fmadd_ps(a, bv[v], acc[t][v]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) {
+            float *yt = y + (size_t)t * ldy + 8 * v;
+            if (V == 1)
+                _mm256_maskstore_ps(yt, mask, acc[t][v]);
+            else
+                _mm256_storeu_ps(yt, acc[t][v]);
+        }
+}
+
+AVX2 void kern_avx2_matmul_kn(const float *x, size_t ldx, const float *b, size_t ldb, int k, int m,
+                              float *y, size_t ldy, int n_tok) {
+    for (int t0 = 0; t0 < n_tok; t0 += 4) {
+        const int nt = n_tok - t0 < 4 ? n_tok - t0 : 4;
+        const float *xt = x + (size_t)t0 * ldx;
+        float *yt = y + (size_t)t0 * ldy;
+        const __m256i all = _mm256_set1_epi32(-1);
+        int i = 0;
+        for (; i + 32 <= m; i += 32) switch (nt) {
+            case 1:
+                kn_tile(xt, ldx, b + i, ldb, k, yt + i, ldy, 1, 4, all);
+                break;
+            case 2:
+                kn_tile(xt, ldx, b + i, ldb, k, yt + i, ldy, 2, 4, all);
+                break;
+            case 3:
+                kn_tile(xt, ldx, b + i, ldb, k, yt + i, ldy, 3, 4, all);
+                break;
+            default:
+                kn_tile(xt, ldx, b + i, ldb, k, yt + i, ldy, 4, 4, all);
+                break;
+            }
+        for (; i < m; i += 8) {
+            const __m256i mask = tail_mask(m - i < 8 ? m - i : 8);
+            switch (nt) {
+            case 1:
+                kn_tile(xt, ldx, b + i, ldb, k, yt + i, ldy, 1, 1, mask);
+                break;
+            case 2:
+                kn_tile(xt, ldx, b + i, ldb, k, yt + i, ldy, 2, 1, mask);
+                break;
+            case 3:
+                kn_tile(xt, ldx, b + i, ldb, k, yt + i, ldy, 3, 1, mask);
+                break;
+            default:
+                kn_tile(xt, ldx, b + i, ldb, k, yt + i, ldy, 4, 1, mask);
+                break;
+            }
+        }
+    }
+}
+
 #else /* not x86-64: the avx2 table is empty there; these only keep tests linking */
 
 #include "kernels/avx2_ops.h"
@@ -510,6 +590,10 @@ void kern_avx2_rope(const kern_rope_params *p, float *x, size_t ld, int n_tok, i
 }
 void kern_avx2_attention(tp_pool *pool, const kern_attn *a) {
     kern_ref_attention(pool, a);
+}
+void kern_avx2_matmul_kn(const float *x, size_t ldx, const float *b, size_t ldb, int k, int m,
+                         float *y, size_t ldy, int n_tok) {
+    kern_ref_matmul_kn(x, ldx, b, ldb, k, m, y, ldy, n_tok);
 }
 
 #endif

@@ -18,5 +18,7 @@ void kern_avx2_swiglu(float *out, const float *gate, const float *up, int64_t n)
 void kern_avx2_rope(const kern_rope_params *p, float *x, size_t ld, int n_tok, int n_head,
                     int head_dim, const int32_t *pos);
 void kern_avx2_attention(tp_pool *pool, const kern_attn *a);
+void kern_avx2_matmul_kn(const float *x, size_t ldx, const float *b, size_t ldb, int k, int m,
+                         float *y, size_t ldy, int n_tok);
 
 #endif

@@ -179,6 +179,12 @@ void kern_attention(tp_pool *pool, const kern_attn *a) {
     ops()->attention(pool, a);
 }
 
+void kern_matmul_kn(const float *x, size_t ldx, const float *b, size_t ldb, int k, int m, float *y,
+                    size_t ldy, int n_tok) {
+    const kern_ops *o = ops();
+    (o->matmul_kn ? o->matmul_kn : kern_ref_matmul_kn)(x, ldx, b, ldb, k, m, y, ldy, n_tok);
+}
+
 /* Small ops without variants. */
 
 void kern_get_row(const kern_mat *w, int64_t row, float *out) {

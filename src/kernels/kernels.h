@@ -109,6 +109,16 @@ void kern_softmax(float *x, int n);
 /* out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)). out may alias gate or up. */
 void kern_swiglu(float *out, const float *gate, const float *up, int64_t n);
 
+/* y[t][i] = sum over d < k, in d order, of x[t][d] * b[d][i], for i < m and
+ * t < n_tok: a product with a matrix stored as one row per input (b:
+ * [k][m] F32, rows ldb floats apart), the layout kern_matmul would need
+ * transposed. MLA's absorbed query is one: a head's attn_kv_b rows weighted
+ * by its query. x: [n_tok] rows ldx apart, y: [n_tok] rows ldy apart (not
+ * overlapping x or b). y[t] depends on x[t] alone: bitwise the same in any
+ * batch. Runs on the caller's thread. */
+void kern_matmul_kn(const float *x, size_t ldx, const float *b, size_t ldb, int k, int m, float *y,
+                    size_t ldy, int n_tok);
+
 /* y[i] += x[i]. */
 void kern_add(float *y, const float *x, int64_t n);
 
@@ -216,6 +226,9 @@ typedef struct kern_ops {
     void (*rope)(const kern_rope_params *p, float *x, size_t ld, int n_tok, int n_head,
                  int head_dim, const int32_t *pos);
     void (*attention)(tp_pool *pool, const kern_attn *a);
+    /* kern_matmul_kn; NULL: the reference */
+    void (*matmul_kn)(const float *x, size_t ldx, const float *b, size_t ldb, int k, int m,
+                      float *y, size_t ldy, int n_tok);
 } kern_ops;
 
 extern const kern_ops kern_ops_ref;

@@ -190,6 +190,19 @@ void kern_ref_attention(tp_pool *pool, const kern_attn *a) {
     tp_run(pool, attn_task, (void *)a, a->n_tok * a->n_head);
 }
 
+/* Each element a chain of products and sums (not fused), in d order. */
+void kern_ref_matmul_kn(const float *x, size_t ldx, const float *b, size_t ldb, int k, int m,
+                        float *y, size_t ldy, int n_tok) {
+    for (int t = 0; t < n_tok; t++) {
+        float *yt = y + (size_t)t * ldy;
+        memset(yt, 0, sizeof(float) * (size_t)m);
+        for (int d = 0; d < k; d++) {
+            const float a = x[(size_t)t * ldx + (size_t)d], *bd = b + (size_t)d * ldb;
+            for (int i = 0; i < m; i++) yt[i] += a * bd[i];
+        }
+    }
+}
+
 const kern_ops kern_ops_ref = {
     .name = "ref",
     .matmul = kern_ref_matmul,
@@ -198,4 +211,5 @@ const kern_ops kern_ops_ref = {
     .swiglu = kern_ref_swiglu,
     .rope = kern_ref_rope,
     .attention = kern_ref_attention,
+    .matmul_kn = kern_ref_matmul_kn,
 };

@@ -15,6 +15,8 @@ void kern_ref_swiglu(float *out, const float *gate, const float *up, int64_t n);
 void kern_ref_rope(const kern_rope_params *p, float *x, size_t ld, int n_tok, int n_head,
                    int head_dim, const int32_t *pos);
 void kern_ref_attention(tp_pool *pool, const kern_attn *a);
+void kern_ref_matmul_kn(const float *x, size_t ldx, const float *b, size_t ldb, int k, int m,
+                        float *y, size_t ldy, int n_tok);
 
 /* The AVX2 variant (avx2.c) and whether this CPU can run it. */
 extern const kern_ops kern_ops_avx2;

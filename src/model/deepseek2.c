@@ -570,23 +570,6 @@ typedef struct ds2_heads {
     int n_tok, n_head;
 } ds2_heads;
 
-/* dst[i] += a * src[i], unrolled by 8 so that compilers vectorize it at -O2
- * (the same operations per element, in the same order, as the plain loop). */
-static void ds2_axpy(float *restrict dst, const float *restrict src, float a, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        dst[i + 0] += a * src[i + 0];
-        dst[i + 1] += a * src[i + 1];
-        dst[i + 2] += a * src[i + 2];
-        dst[i + 3] += a * src[i + 3];
-        dst[i + 4] += a * src[i + 4];
-        dst[i + 5] += a * src[i + 5];
-        dst[i + 6] += a * src[i + 6];
-        dst[i + 7] += a * src[i + 7];
-    }
-    for (; i < n; i++) dst[i] += a * src[i];
-}
-
 /* qm[t][h][:kvr] = W_kb,h^T q_nope[t][h]: the query in latent space. */
 static void ds2_absorb_task(void *ctx, int h, int thread) {
     const ds2_heads *a = ctx;
@@ -600,19 +583,14 @@ static void ds2_absorb_task(void *ctx, int h, int thread) {
         kern_matmul(NULL, &kb, q, ldq, qm, ldm, a->n_tok);
         return;
     }
-    /* attn_kv_b rows h*(nope+v) + d are W_kb,h[d][:]; sum them weighted by
-     * q_nope[d], in d order, token by token (the head's rows stay in cache,
-     * and each element's sum is the same in a batch as alone). */
+    /* attn_kv_b rows h*(nope+v) + d are W_kb,h[d][:]: dequantized once per
+     * call, then summed weighted by q_nope[d], in d order (kern_matmul_kn:
+     * each element's sum is the same in a batch as alone). */
     float *rows = a->s->row + (size_t)thread * (size_t)w->n_nope * kvr;
     const int64_t base = (int64_t)h * (w->n_nope + w->head_v);
     for (int d = 0; d < w->n_nope; d++)
         kern_get_row(&a->L->wkv_b, base + d, rows + (size_t)d * kvr);
-    for (int t = 0; t < a->n_tok; t++) {
-        float *qt = qm + (size_t)t * ldm;
-        memset(qt, 0, sizeof(float) * kvr);
-        for (int d = 0; d < w->n_nope; d++)
-            ds2_axpy(qt, rows + (size_t)d * kvr, q[(size_t)t * ldq + (size_t)d], kvr);
-    }
+    kern_matmul_kn(q, ldq, rows, kvr, w->n_nope, (int)kvr, qm, ldm, a->n_tok);
 }
 
 /* vo[t][h] = W_vb,h · lat[t][h]: values leave latent space after attention. */

@@ -373,6 +373,48 @@ static void test_attention(void **state) {
     tp_free(pool);
 }
 
+/* kern_matmul_kn: close to the double-precision sum, each token's row
+ * bitwise the same alone as in the batch, padding of y untouched; shapes
+ * with column tails of every length and batches beyond one tile of 4. */
+static void test_matmul_kn(void **state) {
+    (void)state;
+    static const int shapes[][3] = {{128, 512, 7}, {5, 37, 5}, {3, 8, 1},   {1, 33, 4},
+                                    {64, 100, 9},  {7, 1, 3},  {16, 63, 2}, {2, 40, 6}};
+    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+        const int k = shapes[s][0], m = shapes[s][1], T = shapes[s][2];
+        const size_t ldx = (size_t)k + 3, ldb = (size_t)m + 5, ldy = (size_t)m + 2;
+        float *x = malloc(sizeof(float) * ldx * (size_t)T), *b = malloc(sizeof(float) * ldb * k);
+        float *y = malloc(sizeof(float) * ldy * (size_t)T), *y1 = malloc(sizeof(float) * ldy);
+        assert_true(x && b && y && y1);
+        for (size_t i = 0; i < ldx * (size_t)T; i++) x[i] = ktu_frand();
+        for (size_t i = 0; i < ldb * (size_t)k; i++) b[i] = ktu_frand();
+        for (size_t i = 0; i < ldy * (size_t)T; i++) y[i] = 12345.0f;
+        kern_matmul_kn(x, ldx, b, ldb, k, m, y, ldy, T);
+        for (int t = 0; t < T; t++) {
+            for (int i = 0; i < m; i++) {
+                double ref = 0, mag = 0;
+                for (int d = 0; d < k; d++) {
+                    ref += (double)x[(size_t)t * ldx + d] * b[(size_t)d * ldb + i];
+                    mag += fabs((double)x[(size_t)t * ldx + d] * b[(size_t)d * ldb + i]);
+                }
+                const double got = y[(size_t)t * ldy + i];
+                if (!(fabs(got - ref) <= 1e-5 * mag + 1e-30))
+                    fail_msg("kn %d x %d, token %d col %d: %.9g, expected %.9g", k, m, t, i, got,
+                             ref);
+            }
+            for (size_t i = (size_t)m; i < ldy; i++)
+                assert_true(y[(size_t)t * ldy + i] == 12345.0f);
+            kern_matmul_kn(x + (size_t)t * ldx, ldx, b, ldb, k, m, y1, ldy, 1);
+            if (memcmp(y1, y + (size_t)t * ldy, sizeof(float) * (size_t)m))
+                fail_msg("kn %d x %d: token %d alone differs from the batch of %d", k, m, t, T);
+        }
+        free(x);
+        free(b);
+        free(y);
+        free(y1);
+    }
+}
+
 /* Dispatch: ref always exists; the default is neon on aarch64, avx512 where the
  * CPU has AVX-512 VNNI, else avx2 where it has AVX2 (unless HEARTH_KERNELS
  * names a variant; avx512emu only so); unknown names are refused. */
@@ -443,11 +485,12 @@ static int use_ref(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matmul),   cmocka_unit_test(test_matmul_threads_identical),
-        cmocka_unit_test(test_matmul_n), cmocka_unit_test(test_mat_init_errors),
-        cmocka_unit_test(test_rmsnorm),  cmocka_unit_test(test_softmax_swiglu_add),
-        cmocka_unit_test(test_rope),     cmocka_unit_test(test_attention),
-        cmocka_unit_test(test_dispatch), cmocka_unit_test(test_get_row),
+        cmocka_unit_test(test_matmul),    cmocka_unit_test(test_matmul_threads_identical),
+        cmocka_unit_test(test_matmul_n),  cmocka_unit_test(test_mat_init_errors),
+        cmocka_unit_test(test_rmsnorm),   cmocka_unit_test(test_softmax_swiglu_add),
+        cmocka_unit_test(test_rope),      cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_dispatch),  cmocka_unit_test(test_get_row),
+        cmocka_unit_test(test_matmul_kn),
     };
     /* The default variant first, then ref (the same when no fast variant exists). */
     ktu_seed(88172645463325252ull);
