@@ -528,45 +528,38 @@ AVX2 static inline __attribute__((always_inline)) void kn_tile(const float *x, s
         }
 }
 
+/* kn_tile for nt (1..4) tokens: the token count as a constant. */
+AVX2 static inline __attribute__((always_inline)) void kn_tiles(const float *x, size_t ldx,
+                                                                const float *b, size_t ldb, int k,
+                                                                float *y, size_t ldy, int nt,
+                                                                const int V, __m256i mask) {
+    switch (nt) {
+    case 1:
+        kn_tile(x, ldx, b, ldb, k, y, ldy, 1, V, mask);
+        break;
+    case 2:
+        kn_tile(x, ldx, b, ldb, k, y, ldy, 2, V, mask);
+        break;
+    case 3:
+        kn_tile(x, ldx, b, ldb, k, y, ldy, 3, V, mask);
+        break;
+    default:
+        kn_tile(x, ldx, b, ldb, k, y, ldy, 4, V, mask);
+        break;
+    }
+}
+
 AVX2 void kern_avx2_matmul_kn(const float *x, size_t ldx, const float *b, size_t ldb, int k, int m,
                               float *y, size_t ldy, int n_tok) {
     for (int t0 = 0; t0 < n_tok; t0 += 4) {
         const int nt = n_tok - t0 < 4 ? n_tok - t0 : 4;
         const float *xt = x + (size_t)t0 * ldx;
         float *yt = y + (size_t)t0 * ldy;
-        const __m256i all = _mm256_set1_epi32(-1);
         int i = 0;
-        for (; i + 32 <= m; i += 32) switch (nt) {
-            case 1:
-                kn_tile(xt, ldx, b + i, ldb, k, yt + i, ldy, 1, 4, all);
-                break;
-            case 2:
-                kn_tile(xt, ldx, b + i, ldb, k, yt + i, ldy, 2, 4, all);
-                break;
-            case 3:
-                kn_tile(xt, ldx, b + i, ldb, k, yt + i, ldy, 3, 4, all);
-                break;
-            default:
-                kn_tile(xt, ldx, b + i, ldb, k, yt + i, ldy, 4, 4, all);
-                break;
-            }
-        for (; i < m; i += 8) {
-            const __m256i mask = tail_mask(m - i < 8 ? m - i : 8);
-            switch (nt) {
-            case 1:
-                kn_tile(xt, ldx, b + i, ldb, k, yt + i, ldy, 1, 1, mask);
-                break;
-            case 2:
-                kn_tile(xt, ldx, b + i, ldb, k, yt + i, ldy, 2, 1, mask);
-                break;
-            case 3:
-                kn_tile(xt, ldx, b + i, ldb, k, yt + i, ldy, 3, 1, mask);
-                break;
-            default:
-                kn_tile(xt, ldx, b + i, ldb, k, yt + i, ldy, 4, 1, mask);
-                break;
-            }
-        }
+        for (; i + 32 <= m; i += 32)
+            kn_tiles(xt, ldx, b + i, ldb, k, yt + i, ldy, nt, 4, _mm256_set1_epi32(-1));
+        for (; i < m; i += 8)
+            kn_tiles(xt, ldx, b + i, ldb, k, yt + i, ldy, nt, 1, tail_mask(m - i < 8 ? m - i : 8));
     }
 }
 
