@@ -22,22 +22,11 @@ SEED=${SEED:-1}
 [ -x "$H" ] || { echo "run.sh: no hearth binary at $H (build first or set HEARTH)" >&2; exit 1; }
 mkdir -p "$dir"
 
-# label shape type
-FILES="qwen2-Q8_0 bench-qwen2-1.5b Q8_0
-qwen2-Q4_K_M bench-qwen2-1.5b Q4_K_M
-qwen2-F16 bench-qwen2-1.5b F16
-moe-Q8_0 bench-deepseek2-moe Q8_0
-moe-Q4_K_M bench-deepseek2-moe Q4_K_M"
+# shellcheck source=bench/files.sh
+. "$here/bench/files.sh"
 
 echo "$FILES" | while read -r label shape type; do
-    if [ -n "${ONLY:-}" ]; then
-        case " $ONLY " in *" $label "*) ;; *) continue ;; esac
-    fi
-    f="$dir/$shape.$type.gguf"
-    if [ ! -f "$f" ]; then
-        echo "== writing $f" >&2
-        "$H" bench --write-shape "$shape" "$type" "$f" --seed "$SEED"
-    fi
+    f=$(bench_file "$label" "$shape" "$type") || continue
     echo "== benchmarking $f" >&2
     set -- -m "$f" -p "$P" -n "$N" -r "$REPS" --json
     [ -n "${THREADS:-}" ] && set -- "$@" -t "$THREADS"
