@@ -10,7 +10,9 @@
  * KB_COPIES=N cycles through N copies of the weight (default 1: cache-warm;
  * 16 copies of Q8_0 are ~230 MB, beyond any cache: the DRAM-bound decode).
  * KB_THREADS=N runs on a pool of N threads (wall-clock times), KB_TYPE=q4_K
- * only that type. */
+ * only that type. KB_REPACK=1 also times each variant on the weights as
+ * kern_repack leaves them, where it repacks the type ("avx2+r8"). */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,20 +72,38 @@ int main(int argc, char **argv) {
         if (types[k] == HT_F16)
             for (size_t i = 0; i < rb * R * copies / 2; i++)
                 ((uint16_t *)w)[i] = 0x3000 | (i & 0x3ff);
-        kern_mat m;
-        if (kern_mat_init(&m, types[k], C, R, w, &err) < 0) continue;
+        kern_mat m0;
+        if (kern_mat_init(&m0, types[k], C, R, w, &err) < 0) continue;
+        const char *er = getenv("KB_REPACK");
+        const int packs = er && atoi(er) ? 2 : 1;
+        uint8_t *wp = packs > 1 ? malloc(rb * R * copies) : NULL;
         int cur = 0;
         for (int ti = 0; ti < n_toks; ti++) {
             int T = toks[ti];
-            for (int v = 0; v < n_variants; v++) {
-                if (kern_select(variants[v], &err) < 0) continue;
+            for (int v = 0; v < n_variants * packs; v++) {
+                if (kern_select(variants[v / packs], &err) < 0) continue;
+                kern_mat m = m0;
+                uint8_t *wv = w;
+                if (v % packs) { /* the repacked copies */
+                    memcpy(wp, w, rb * R * copies);
+                    bool ok = true;
+                    for (int c = 0; c < copies && ok; c++) {
+                        kern_mat mc = m0;
+                        mc.data = wp + rb * R * (size_t)c;
+                        ok = kern_repack(pool, &mc, wp + rb * R * (size_t)c);
+                        m.layout = mc.layout;
+                    }
+                    if (!ok) continue;
+                    wv = wp;
+                }
+                m.data = wv;
                 kern_matmul(pool, &m, x, C, y, R, T); /* warm */
                 /* the fastest of the calls in 0.3 s of CPU time: the least disturbed */
                 double per = 1e30, total = 0;
                 int calls = 0;
                 while (total < 0.3) {
                     const size_t at = rb * R * (size_t)(cur++ % copies);
-                    m.data = w + at;
+                    m.data = wv + at;
                     double t0 = pool ? tp_now() : cpu_now();
                     kern_matmul(pool, &m, x, C, y, R, T);
                     double t = (pool ? tp_now() : cpu_now()) - t0;
@@ -91,13 +111,16 @@ int main(int argc, char **argv) {
                     calls++;
                     if (t < per) per = t;
                 }
-                printf("%-5s %-6s T=%-3d %8.3f ms  %7.2f GMAC/s  %6.2f GB/s(w)  mean %6.2f GB/s\n",
-                       ht_type_get(types[k])->name, variants[v], T, per * 1e3,
+                char vn[32];
+                snprintf(vn, sizeof vn, "%s%s", variants[v / packs], v % packs ? "+r8" : "");
+                printf("%-5s %-9s T=%-3d %8.3f ms  %7.2f GMAC/s  %6.2f GB/s(w)  mean %6.2f GB/s\n",
+                       ht_type_get(types[k])->name, vn, T, per * 1e3,
                        (double)C * R * T / per * 1e-9, (double)rb * R / per * 1e-9,
                        (double)rb * R * calls / total * 1e-9);
             }
         }
         free(w);
+        free(wp);
     }
     tp_free(pool);
     free(x);

@@ -360,6 +360,10 @@ static int bench_model(const opts *o) {
         json_object_set_new(js, "n_threads", json_integer(model_n_threads(m)));
         json_object_set_new(js, "kernels", json_string(kern_name()));
         json_object_set_new(js, "bf16_products", json_boolean(kern_act_bf16(HT_F16)));
+        uint64_t rb = 0;
+        const int nr = model_weights_repacked(m, &rb);
+        json_object_set_new(js, "repacked",
+                            json_pack("{s:i, s:I}", "matrices", nr, "bytes", (json_int_t)rb));
         json_object_set_new(js, "repetitions", json_integer(reps));
         for (int i = 0; i < n_tests; i++) {
             json_t *s = json_array();
@@ -435,6 +439,12 @@ static int bench_model(const opts *o) {
         else
             printf("weights: %s\n", copied ? "copied into anonymous memory"
                                            : "used from the file mapping (4 KiB pages)");
+        uint64_t rbytes = 0;
+        const int nrep = model_weights_repacked(m, &rbytes);
+        if (nrep > 0)
+            printf("repacked at load: %d matrices, %.2f GB (Q4_K in 8-row groups; "
+                   "HEARTH_REPACK=0: as in the file)\n",
+                   nrep, (double)rbytes / 1e9);
         printf("read bandwidth (%s pages, %d threads, %zu MiB): %.1f GB/s best, %.1f mean\n",
                bw_pages_name(pages), bw.n_threads, bw.bytes >> 20, bw.gbs, bw.mean_gbs);
         char ls[32];

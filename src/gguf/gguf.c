@@ -785,6 +785,16 @@ uint32_t gguf_alignment(const gguf_file *f) {
 bool gguf_copied(const gguf_file *f) {
     return f->copied;
 }
+
+int gguf_set_writable(gguf_file *f, bool writable, hearth_err *err) {
+    if (!f->copied) return hearth_errf(err, "gguf: only a copied file's bytes can be written");
+    /* the whole huge pages of the copy, as copy_file left them */
+    const size_t len = (f->size + HM_HUGE_PAGE - 1) / HM_HUGE_PAGE * HM_HUGE_PAGE;
+    if (mprotect((void *)f->base, len, writable ? PROT_READ | PROT_WRITE : PROT_READ) != 0)
+        return hearth_errf(err, "gguf: cannot change the protection of the copy: %s",
+                           strerror(errno));
+    return 0;
+}
 double gguf_huge_fraction(const gguf_file *f) {
     return f->copied ? hm_huge_fraction(f->base, f->size) : 0;
 }

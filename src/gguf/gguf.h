@@ -103,6 +103,12 @@ size_t gguf_file_size(const gguf_file *f);
 /* Whether the bytes were copied (GGUF_LOAD_COPY), and the share of them the
  * kernel backs with huge pages (0 for a mapping, -1 when unknown). */
 bool gguf_copied(const gguf_file *f);
+
+/* A copied file's bytes made writable (true) or read-only again (false):
+ * the owner may rearrange tensor data in place (the kernels' repacking)
+ * while loading. -1 (with a message) for a mapped file or when the
+ * protection cannot be changed. */
+int gguf_set_writable(gguf_file *f, bool writable, hearth_err *err);
 double gguf_huge_fraction(const gguf_file *f);
 const char *gguf_path(const gguf_file *f); /* "" for memory files */
 /* Absolute file offset of the data section (tensor offsets count from here). */

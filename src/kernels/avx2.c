@@ -34,23 +34,36 @@
 #define V_SUPPORTED kern_avx512emu_supported
 #define V_Q_TYPE    avx512emu_q_type
 #define V_KQ_TYPE   avx512emu_kq_type
+#define V_KQ_R8     avx512emu_kq_r8_type
 #elif defined(HEARTH_VNNI)
 #define V_OPS       kern_ops_avx512
 #define V_NAME      "avx512"
 #define V_SUPPORTED kern_avx512_supported
 #define V_Q_TYPE    avx512_q_type
 #define V_KQ_TYPE   avx512_kq_type
+#define V_KQ_R8     avx512_kq_r8_type
 #else
 #define V_OPS       kern_ops_avx2
 #define V_NAME      "avx2"
 #define V_SUPPORTED kern_avx2_supported
 #define V_Q_TYPE    avx2_q_type
 #define V_KQ_TYPE   avx2_kq_type
+#define V_KQ_R8     avx2_kq_r8_type
 #endif
 
 static const avx2_type *type_of(ht_type t) {
     const avx2_type *ty = V_Q_TYPE(t);
     return ty ? ty : V_KQ_TYPE(t);
+}
+
+/* A matrix's tiles: by type and layout (dispatch.c passes only layouts
+ * avx2_runs_layout accepts). */
+static const avx2_type *mat_type(const kern_mat *w) {
+    return w->layout == KERN_LAYOUT_R8 ? V_KQ_R8(w->type) : type_of(w->type);
+}
+
+static bool avx2_runs_layout(ht_type t, kern_layout l) {
+    return l == KERN_LAYOUT_R8 && V_KQ_R8(t) != NULL;
 }
 
 #define MAX_FORMATS 4 /* distinct activation formats in one call */
@@ -185,7 +198,7 @@ static void avx2_matmul_n(tp_pool *pool, const kern_mm *mm, int n_mm, const floa
     size_t scratch_per = 0;
     for (int i = 0; i < n_mm; i++) {
         const kern_mat *w = mm[i].w;
-        const avx2_type *ty = bufs ? type_of(w->type) : NULL;
+        const avx2_type *ty = bufs ? mat_type(w) : NULL;
         int f = -1;
         if (ty && ty->act) { /* its format's buffer, quantized below */
             for (f = 0; f < n_fmts && fmts[f] != ty->act; f++) {
@@ -202,7 +215,7 @@ static void avx2_matmul_n(tp_pool *pool, const kern_mm *mm, int n_mm, const floa
             if (s > scratch_per) scratch_per = s;
         }
         if (!ty) { /* the reference, on its own */
-            kern_ref_matmul(pool, w, x, ldx, mm[i].y, mm[i].ldy, n_tok);
+            kern_ref_matmul_any(pool, w, x, ldx, mm[i].y, mm[i].ldy, n_tok);
             continue;
         }
         mm_item *it = &items[n_items++];
@@ -218,7 +231,7 @@ static void avx2_matmul_n(tp_pool *pool, const kern_mm *mm, int n_mm, const floa
     if (scratch_per && (scratch_per > SIZE_MAX / (size_t)n_threads ||
                         !grow(&bufs->scratch, &bufs->scratch_bytes, scratch_per * n_threads))) {
         for (int i = 0; i < n_items; i++) /* no memory for scratch: the reference */
-            kern_ref_matmul(pool, items[i].w, x, ldx, items[i].y, items[i].ldy, n_tok);
+            kern_ref_matmul_any(pool, items[i].w, x, ldx, items[i].y, items[i].ldy, n_tok);
         return;
     }
     /* quantize the input once per format */
@@ -245,6 +258,8 @@ static void avx2_matmul_n(tp_pool *pool, const kern_mm *mm, int n_mm, const floa
             if (rows < items[i].ty->max_rows) rows = items[i].ty->max_rows;
         }
         if (rows < 1) rows = 1;
+        const int align = kern_mat_row_align(items[i].w);
+        rows = (rows + align - 1) / align * align;
         items[i].rows = (int)rows;
         items[i].first_task = n_tasks;
         n_tasks += (int)((items[i].w->n_rows + rows - 1) / rows);
@@ -293,6 +308,7 @@ const kern_ops V_OPS = {
     .rope = kern_avx2_rope,
     .attention = kern_avx2_attention,
     .matmul_kn = kern_avx2_matmul_kn,
+    .runs_layout = avx2_runs_layout,
 };
 
 /* CPUID: AVX2 (leaf 7 EBX bit 5), FMA (leaf 1 ECX bit 12), F16C (ECX bit

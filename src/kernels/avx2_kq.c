@@ -25,7 +25,12 @@
  * however a path computes them -- decoding in registers for one token, or
  * decoding a block of rows once into scratch and running register-tiled
  * rows x tokens micro-kernels for a batch -- a (row, token) gets bitwise the
- * same float operations in the same order, whatever nr, nt or the thread. */
+ * same float operations in the same order, whatever nr, nt or the thread.
+ *
+ * Q4_K matrices repacked at load (KERN_LAYOUT_R8, repack.h) have tiles of
+ * their own (r8_*, near the end): 8 rows' dots in one vector's lanes, the
+ * same integers and float steps per (row, token), so the values do not
+ * depend on the layout. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 #include <stdbool.h>
@@ -33,6 +38,7 @@
 #include <string.h>
 
 #include "kernels/avx2_impl.h"
+#include "kernels/repack.h"
 
 /* Built twice, like avx2_q.c: avx512_kq.c builds it with HEARTH_VNNI for
  * the avx512 variant (avx512_kq_type), where Q4_K, Q5_K and Q6_K batches run
@@ -42,15 +48,20 @@
 #if defined(HEARTH_VNNI) && defined(HEARTH_VNNI_EMULATE)
 /* tests/kernels/avx512emu_kq.c: on any AVX2 CPU (see avx512_emu.h) */
 #include "kernels/avx512_emu.h"
-#define KQ_TYPE_OF avx512emu_kq_type
-#define K_R16      1
+#define KQ_TYPE_OF    avx512emu_kq_type
+#define KQ_R8_TYPE_OF avx512emu_kq_r8_type
+#define K_DPBUSD      emu_dpbusd
+#define K_R16         1
 #elif defined(HEARTH_VNNI)
 #undef AVX2
-#define AVX2       __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
-#define KQ_TYPE_OF avx512_kq_type
-#define K_R16      1
+#define AVX2          __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define KQ_TYPE_OF    avx512_kq_type
+#define KQ_R8_TYPE_OF avx512_kq_r8_type
+#define K_DPBUSD      _mm256_dpbusd_epi32
+#define K_R16         1
 #else
-#define KQ_TYPE_OF avx2_kq_type
+#define KQ_TYPE_OF    avx2_kq_type
+#define KQ_R8_TYPE_OF avx2_kq_r8_type
 #endif
 
 #define AI __attribute__((always_inline))
@@ -692,6 +703,48 @@ AVX2 static inline AI void k16_tile(const int ty, const uint8_t *w, size_t row_b
 #define MICRO_R 2
 #define MICRO_T 4
 
+/* Decoded rows dec[0..rb) (rb <= DEC_ROWS) x nt tokens: y[t * ldy + r]. */
+AVX2 static inline AI void k_dec_tile(const int ty, const k_dec *dec, int rb, int64_t nsb,
+                                      const uint8_t *act, size_t act_stride, int nt, float *y,
+                                      size_t ldy) {
+    for (int t0 = 0; t0 < nt; t0 += MICRO_T) {
+        const int tn = nt - t0 < MICRO_T ? nt - t0 : MICRO_T;
+        const act_k *at[4];
+        for (int t = 0; t < tn; t++) at[t] = (const act_k *)(act + (size_t)(t0 + t) * act_stride);
+        float *yt = y + (size_t)t0 * ldy;
+        for (int r = 0; r < rb; r += MICRO_R) {
+            const k_dec *wr = dec + (size_t)r * nsb;
+            const bool two = MICRO_R > 1 && r + 1 < rb;
+            switch (tn * 2 + two) {
+            case 2:
+                k_micro(ty, 1, 1, wr, nsb, at, yt + r, ldy);
+                break;
+            case 3:
+                k_micro(ty, 2, 1, wr, nsb, at, yt + r, ldy);
+                break;
+            case 4:
+                k_micro(ty, 1, 2, wr, nsb, at, yt + r, ldy);
+                break;
+            case 5:
+                k_micro(ty, 2, 2, wr, nsb, at, yt + r, ldy);
+                break;
+            case 6:
+                k_micro(ty, 1, 3, wr, nsb, at, yt + r, ldy);
+                break;
+            case 7:
+                k_micro(ty, 2, 3, wr, nsb, at, yt + r, ldy);
+                break;
+            case 8:
+                k_micro(ty, 1, 4, wr, nsb, at, yt + r, ldy);
+                break;
+            default:
+                k_micro(ty, 2, 4, wr, nsb, at, yt + r, ldy);
+                break;
+            }
+        }
+    }
+}
+
 AVX2 static inline AI void k_tile(const int ty, const uint8_t *w, size_t row_bytes, int nr,
                                   const uint8_t *act, size_t act_stride, int nt, int64_t n,
                                   float *y, size_t ldy, uint8_t *scratch) {
@@ -710,43 +763,7 @@ AVX2 static inline AI void k_tile(const int ty, const uint8_t *w, size_t row_byt
     for (int r0 = 0; r0 < nr; r0 += DEC_ROWS) {
         const int rb = nr - r0 < DEC_ROWS ? nr - r0 : DEC_ROWS;
         k_decode_rows(ty, w + (size_t)r0 * row_bytes, row_bytes, rb, nsb, dec);
-        for (int t0 = 0; t0 < nt; t0 += MICRO_T) {
-            const int tn = nt - t0 < MICRO_T ? nt - t0 : MICRO_T;
-            const act_k *at[4];
-            for (int t = 0; t < tn; t++)
-                at[t] = (const act_k *)(act + (size_t)(t0 + t) * act_stride);
-            float *yt = y + (size_t)t0 * ldy + r0;
-            for (int r = 0; r < rb; r += MICRO_R) {
-                const k_dec *wr = dec + (size_t)r * nsb;
-                const bool two = MICRO_R > 1 && r + 1 < rb;
-                switch (tn * 2 + two) {
-                case 2:
-                    k_micro(ty, 1, 1, wr, nsb, at, yt + r, ldy);
-                    break;
-                case 3:
-                    k_micro(ty, 2, 1, wr, nsb, at, yt + r, ldy);
-                    break;
-                case 4:
-                    k_micro(ty, 1, 2, wr, nsb, at, yt + r, ldy);
-                    break;
-                case 5:
-                    k_micro(ty, 2, 2, wr, nsb, at, yt + r, ldy);
-                    break;
-                case 6:
-                    k_micro(ty, 1, 3, wr, nsb, at, yt + r, ldy);
-                    break;
-                case 7:
-                    k_micro(ty, 2, 3, wr, nsb, at, yt + r, ldy);
-                    break;
-                case 8:
-                    k_micro(ty, 1, 4, wr, nsb, at, yt + r, ldy);
-                    break;
-                default:
-                    k_micro(ty, 2, 4, wr, nsb, at, yt + r, ldy);
-                    break;
-                }
-            }
-        }
+        k_dec_tile(ty, dec, rb, nsb, act, act_stride, nt, y + r0, ldy);
     }
 }
 
@@ -826,6 +843,290 @@ K_TILE(tile_q3_K, K_Q3, NULL)
 K_TILE(tile_q4_K, K_Q4, deq_q4_K)
 K_TILE(tile_q5_K, K_Q5, deq_q5_K)
 K_TILE(tile_q6_K, K_Q6, deq_q6_K)
+
+/* ---- KERN_LAYOUT_R8: Q4_K with 8 rows in the lanes (repack.h) ---------- */
+
+/* Tokens per r8_q4k call in batches: the quants are decoded once for all. */
+#define R8_T 4
+
+/* T tokens (a[t]: token t's nsb superblocks) against a group of 8 rows:
+ * y[t * ldy + r], r < 8. Per sub-block j, lane r gets row r's exact
+ * integer dot S_j (maddubs of 4 values against the token's 4 broadcast,
+ * summed in int16: at most 8 * 2 * 15 * 127 = 30480; or vpdpbusd), then the
+ * float steps k_accum takes for lane j of row r, here in lane r of
+ * accumulator j, and the end sum in avx2_hsum8's order: ((j0 + j4) + (j2 +
+ * j6)) + ((j1 + j5) + (j3 + j7)). So each (row, token) value is bitwise
+ * k_rows_1tok's on the rows restored, with no horizontal reduction per
+ * (row, superblock) and each activation broadcast once for 8 rows. */
+#ifndef R8_PF_DIST
+#define R8_PF_DIST 2304 /* prefetch distance in bytes (two group superblocks) */
+#endif
+
+AVX2 static inline AI void r8_q4k(const int T, const uint8_t *w, const uint8_t *pf_end,
+                                  const act_k *const *a, int64_t nsb, float *y, size_t ldy) {
+    __m256 acc[R8_T][8], accm[R8_T][8];
+    UNROLL
+    for (int t = 0; t < T; t++) UNROLL
+    for (int j = 0; j < 8; j++) acc[t][j] = accm[t][j] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0xf), m6 = _mm256_set1_epi8(63),
+                  m30 = _mm256_set1_epi8(0x30);
+    for (int64_t s = 0; s < nsb; s++) {
+        const uint8_t *ws = w + s * KERN_R8_SB;
+        /* the tile's rows are one stream (groups are contiguous): the 18
+         * lines R8_PF_DIST ahead of this superblock's, up to the tile's end,
+         * one per quant step below (a burst of 18 measured slower) */
+        const bool pf = R8_PF_DIST > 0 && ws + R8_PF_DIST + KERN_R8_SB <= pf_end;
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)ws));
+        const __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ws + 16)));
+        /* the 6-bit scales and mins of sub-blocks 0-3 and 4-7, [j][row] bytes
+         * (k4_scales' unpacking, on 8 rows at once) */
+        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(ws + 32));
+        const __m256i b4 = _mm256_loadu_si256((const __m256i *)(ws + 64));
+        const __m256i b8 = _mm256_loadu_si256((const __m256i *)(ws + 96));
+        uint8_t sm[4][32] __attribute__((aligned(32))); /* sc 0-3, m 0-3, sc 4-7, m 4-7 */
+        _mm256_store_si256((__m256i *)sm[0], _mm256_and_si256(b0, m6));
+        _mm256_store_si256((__m256i *)sm[1], _mm256_and_si256(b4, m6));
+        _mm256_store_si256((__m256i *)sm[2],
+                           _mm256_or_si256(_mm256_and_si256(b8, m4),
+                                           _mm256_and_si256(_mm256_srli_epi16(b0, 2), m30)));
+        _mm256_store_si256((__m256i *)sm[3],
+                           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b8, 4), m4),
+                                           _mm256_and_si256(_mm256_srli_epi16(b4, 2), m30)));
+        UNROLL
+        for (int i = 0; i < 4; i++) {
+            __m256i S[R8_T][2];
+            UNROLL
+            for (int t = 0; t < T; t++) S[t][0] = S[t][1] = _mm256_setzero_si256();
+            UNROLL
+            for (int g = 0; g < 8; g++) {
+                if (pf && 8 * i + g < KERN_R8_SB / 64)
+                    _mm_prefetch((const char *)ws + R8_PF_DIST + 64 * (8 * i + g), _MM_HINT_T0);
+                const __m256i v =
+                    _mm256_loadu_si256((const __m256i *)(ws + 128 + 256 * i + 32 * g));
+                const __m256i q[2] = {_mm256_and_si256(v, m4),
+                                      _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)};
+                UNROLL
+                for (int t = 0; t < T; t++) UNROLL
+                for (int h = 0; h < 2; h++) {
+                    int32_t a4;
+                    memcpy(&a4, a[t][s].qs + 64 * i + 32 * h + 4 * g, 4);
+#ifdef K_DPBUSD
+                    S[t][h] = K_DPBUSD(S[t][h], q[h], _mm256_set1_epi32(a4));
+#else
+                    S[t][h] = _mm256_add_epi16(S[t][h],
+                                               _mm256_maddubs_epi16(q[h], _mm256_set1_epi32(a4)));
+#endif
+                }
+            }
+            UNROLL
+            for (int h = 0; h < 2; h++) {
+                const int j = 2 * i + h;
+                const uint8_t *sc = sm[j < 4 ? 0 : 2] + 8 * (j & 3);
+                const uint8_t *mn = sm[j < 4 ? 1 : 3] + 8 * (j & 3);
+                const __m256 dsc = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+                                                        _mm_loadl_epi64((const __m128i *)sc))));
+                const __m256 dmn = _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+                                                         _mm_loadl_epi64((const __m128i *)mn))));
+                UNROLL
+                for (int t = 0; t < T; t++) {
+#ifdef K_DPBUSD
+                    const __m256i Sj = S[t][h];
+#else
+                    const __m256i Sj = _mm256_madd_epi16(S[t][h], _mm256_set1_epi16(1));
+#endif
+                    acc[t][j] = _mm256_fmadd_ps(
+                        _mm256_cvtepi32_ps(Sj),
+                        _mm256_mul_ps(dsc, _mm256_broadcast_ss(&a[t][s].d[j])), acc[t][j]);
+                    accm[t][j] =
+                        _mm256_fmadd_ps(dmn, _mm256_broadcast_ss(&a[t][s].dsum[j]), accm[t][j]);
+                }
+            }
+        }
+    }
+    UNROLL
+    for (int t = 0; t < T; t++) {
+        __m256 sum[2];
+        UNROLL
+        for (int k = 0; k < 2; k++) {
+            const __m256 *v = k ? accm[t] : acc[t];
+            const __m256 t0 = _mm256_add_ps(v[0], v[4]), t1 = _mm256_add_ps(v[1], v[5]);
+            const __m256 t2 = _mm256_add_ps(v[2], v[6]), t3 = _mm256_add_ps(v[3], v[7]);
+            sum[k] = _mm256_add_ps(_mm256_add_ps(t0, t2), _mm256_add_ps(t1, t3));
+        }
+        _mm256_storeu_ps(y + (size_t)t * ldy, _mm256_sub_ps(sum[0], sum[1]));
+    }
+}
+
+#ifndef R8_UNPACK_MIN_T
+#define R8_UNPACK_MIN_T 16
+#endif
+
+#ifdef K_R16
+/* A group's 8 rows restored (kern_r8_unpack's bytes): the quants by
+ * avx2_r8_transpose, which is its own inverse on 8 x 8 4-byte values. */
+AVX2 static void r8_q4k_unpack(const uint8_t *grp, size_t row_bytes, int64_t nsb, uint8_t *rows) {
+    for (int64_t s = 0; s < nsb; s++) {
+        const uint8_t *gs = grp + s * KERN_R8_SB;
+        uint8_t *o = rows + s * 144;
+        /* d, dmin: row r's 4 bytes in int32 lane r (of dd[r / 4]) */
+        const __m128i dv = _mm_loadu_si128((const __m128i *)gs);
+        const __m128i mv = _mm_loadu_si128((const __m128i *)(gs + 16));
+        const __m128i dd[2] = {_mm_unpacklo_epi16(dv, mv), _mm_unpackhi_epi16(dv, mv)};
+        /* scales, [k][row] -> [row][k]: bytes of planes 2m, 2m+1 paired per
+         * row (a[m]), then 4 planes per row in int32s (b), then 8 (c) */
+        __m128i a[6], b[6];
+        for (int m = 0; m < 6; m++)
+            a[m] = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(gs + 32 + 16 * m)),
+                                     _mm_loadl_epi64((const __m128i *)(gs + 40 + 16 * m)));
+        for (int m = 0; m < 3; m++) { /* b[2m]: rows 0-3, planes 4m..4m+3; b[2m+1]: rows 4-7 */
+            b[2 * m] = _mm_unpacklo_epi16(a[2 * m], a[2 * m + 1]);
+            b[2 * m + 1] = _mm_unpackhi_epi16(a[2 * m], a[2 * m + 1]);
+        }
+        for (int h = 0; h < 2; h++) { /* rows 4h..4h+3 */
+            const __m128i c[2] = {_mm_unpacklo_epi32(b[h], b[2 + h]),
+                                  _mm_unpackhi_epi32(b[h], b[2 + h])};
+            int32_t d4[4], s8[4];
+            _mm_storeu_si128((__m128i *)d4, dd[h]);
+            _mm_storeu_si128((__m128i *)s8, b[4 + h]);
+            for (int q = 0; q < 4; q++) {
+                uint8_t *rb = o + (size_t)(4 * h + q) * row_bytes;
+                memcpy(rb, &d4[q], 4);
+                _mm_storel_epi64((__m128i *)(rb + 4),
+                                 q & 1 ? _mm_unpackhi_epi64(c[q / 2], c[q / 2]) : c[q / 2]);
+                memcpy(rb + 12, &s8[q], 4);
+            }
+        }
+        UNROLL
+        for (int i = 0; i < 4; i++) {
+            __m256i v[8], t[8];
+            UNROLL
+            for (int g = 0; g < 8; g++)
+                v[g] = _mm256_loadu_si256((const __m256i *)(gs + 128 + 256 * i + 32 * g));
+            avx2_r8_transpose(v, t);
+            UNROLL
+            for (int r = 0; r < 8; r++)
+                _mm256_storeu_si256((__m256i *)(o + (size_t)r * row_bytes + 16 + 32 * i), t[r]);
+        }
+    }
+}
+#endif
+
+#ifndef K_R16
+/* A group's 8 rows (nsb superblocks) decoded into scratch as k_decode_rows
+ * decodes the rows restored: out[r * nsb + s], bitwise the same (the same
+ * products d * sc, dmin * m), by transposes of 8 x 8 4-byte values. */
+AVX2 static void r8_q4k_decode(const uint8_t *grp, int64_t nsb, k_dec *out) {
+    const __m256i m4 = _mm256_set1_epi8(0xf), m6 = _mm256_set1_epi8(63),
+                  m30 = _mm256_set1_epi8(0x30);
+    for (int64_t s = 0; s < nsb; s++) {
+        const uint8_t *gs = grp + s * KERN_R8_SB;
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)gs));
+        const __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gs + 16)));
+        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(gs + 32));
+        const __m256i b4 = _mm256_loadu_si256((const __m256i *)(gs + 64));
+        const __m256i b8 = _mm256_loadu_si256((const __m256i *)(gs + 96));
+        uint8_t sm[4][32] __attribute__((aligned(32))); /* as in r8_q4k */
+        _mm256_store_si256((__m256i *)sm[0], _mm256_and_si256(b0, m6));
+        _mm256_store_si256((__m256i *)sm[1], _mm256_and_si256(b4, m6));
+        _mm256_store_si256((__m256i *)sm[2],
+                           _mm256_or_si256(_mm256_and_si256(b8, m4),
+                                           _mm256_and_si256(_mm256_srli_epi16(b0, 2), m30)));
+        _mm256_store_si256((__m256i *)sm[3],
+                           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b8, 4), m4),
+                                           _mm256_and_si256(_mm256_srli_epi16(b4, 2), m30)));
+        for (int k = 0; k < 2; k++) { /* k = 0: d * sc_j; 1: dmin * m_j; lane = row */
+            __m256i v[8], t[8];
+            UNROLL
+            for (int j = 0; j < 8; j++) {
+                const uint8_t *p = sm[(j < 4 ? 0 : 2) + k] + 8 * (j & 3);
+                const __m256i q = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+                v[j] = _mm256_castps_si256(_mm256_mul_ps(k ? dm : d, _mm256_cvtepi32_ps(q)));
+            }
+            avx2_r8_transpose(v, t);
+            for (int r = 0; r < 8; r++)
+                _mm256_storeu_si256(
+                    (__m256i *)(k ? out[(size_t)r * nsb + s].dmn : out[(size_t)r * nsb + s].dsc),
+                    t[r]);
+        }
+        UNROLL
+        for (int i = 0; i < 4; i++) {
+            __m256i v[8], t[8];
+            UNROLL
+            for (int g = 0; g < 8; g++)
+                v[g] = _mm256_loadu_si256((const __m256i *)(gs + 128 + 256 * i + 32 * g));
+            avx2_r8_transpose(v, t);
+            for (int r = 0; r < 8; r++) {
+                uint8_t *q = out[(size_t)r * nsb + s].q + 64 * i;
+                _mm256_storeu_si256((__m256i *)q, _mm256_and_si256(t[r], m4));
+                _mm256_storeu_si256((__m256i *)(q + 32),
+                                    _mm256_and_si256(_mm256_srli_epi16(t[r], 4), m4));
+            }
+        }
+    }
+}
+#endif
+
+/* The tile: group by group, R8_T tokens at a time. */
+AVX2 static void tile_q4_K_r8(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,
+                              size_t act_stride, int nt, int64_t n, float *y, size_t ldy,
+                              uint8_t *scratch) {
+    const int64_t nsb = n / 256;
+    const size_t gb = KERN_R8_ROWS * row_bytes;
+    const uint8_t *end = w + (size_t)nr * row_bytes;
+    if (nt >= R8_UNPACK_MIN_T) {
+#ifdef K_R16 /* the 16-row AVX-512 tiles, on the rows restored */
+        for (int r = 0; r < nr; r += KERN_R8_ROWS)
+            r8_q4k_unpack(w + (size_t)(r / KERN_R8_ROWS) * gb, row_bytes, nsb,
+                          scratch + (size_t)r * row_bytes);
+        k_tile(K_Q4, scratch, row_bytes, nr, act, act_stride, nt, n, y, ldy,
+               scratch + (size_t)MAX_ROWS * row_bytes);
+#else /* each group decoded as k_tile decodes 8 rows, then its micro-kernels */
+        for (int r = 0; r < nr; r += KERN_R8_ROWS) {
+            r8_q4k_decode(w + (size_t)(r / KERN_R8_ROWS) * gb, nsb, (k_dec *)scratch);
+            k_dec_tile(K_Q4, (const k_dec *)scratch, KERN_R8_ROWS, nsb, act, act_stride, nt, y + r,
+                       ldy);
+        }
+#endif
+        return;
+    }
+    for (int r = 0; r < nr; r += KERN_R8_ROWS) {
+        const uint8_t *grp = w + (size_t)(r / KERN_R8_ROWS) * gb;
+        for (int t0 = 0; t0 < nt; t0 += R8_T) {
+            const int tn = nt - t0 < R8_T ? nt - t0 : R8_T;
+            const act_k *at[R8_T];
+            for (int t = 0; t < tn; t++)
+                at[t] = (const act_k *)(act + (size_t)(t0 + t) * act_stride);
+            float *yt = y + (size_t)t0 * ldy + r;
+            switch (tn) {
+            case 1:
+                r8_q4k(1, grp, end, at, nsb, yt, ldy);
+                break;
+            case 2:
+                r8_q4k(2, grp, end, at, nsb, yt, ldy);
+                break;
+            case 3:
+                r8_q4k(3, grp, end, at, nsb, yt, ldy);
+                break;
+            default:
+                r8_q4k(R8_T, grp, end, at, nsb, yt, ldy);
+                break;
+            }
+        }
+    }
+}
+
+/* The driver starts and ends tiles of an R8 matrix on 8-row groups. */
+static size_t r8_scratch_bytes(int64_t n) {
+    const size_t k = k_scratch_bytes(n), rows = (size_t)MAX_ROWS * (size_t)(n / 256) * 144;
+    return k > SIZE_MAX - rows ? SIZE_MAX : k + rows;
+}
+
+static const avx2_type type_tile_q4_K_r8 = {&act_k_fmt, tile_q4_K_r8,     MAX_ROWS,
+                                            MAX_TOKENS, r8_scratch_bytes, NULL};
+
+const avx2_type *KQ_R8_TYPE_OF(ht_type t) {
+    return t == HT_Q4_K ? &type_tile_q4_K_r8 : NULL;
+}
 
 const avx2_type *KQ_TYPE_OF(ht_type t) {
     switch (t) {

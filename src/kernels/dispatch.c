@@ -1,5 +1,6 @@
 /* Chooses the kernel variant once, at the first call, and forwards to it.
  * HEARTH_KERNELS=ref forces the portable reference kernels. */
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -8,6 +9,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/ref.h"
+#include "kernels/repack.h"
 
 typedef struct variant {
     const kern_ops *ops;     /* NULL: not linked in (a weak symbol) */
@@ -118,7 +120,79 @@ int kern_mat_init(kern_mat *m, ht_type type, int64_t n_cols, int64_t n_rows, con
     m->n_rows = n_rows;
     m->row_bytes = rb;
     m->data = data;
+    m->layout = KERN_LAYOUT_ROWS;
     return 0;
+}
+
+int kern_mat_row_align(const kern_mat *w) {
+    return w->layout == KERN_LAYOUT_R8 ? KERN_R8_ROWS : 1;
+}
+
+/* ---- repacking ---------------------------------------------------------- */
+
+static bool runs_layout(const kern_ops *o, const kern_mat *w) {
+    return w->layout == KERN_LAYOUT_ROWS || (o->runs_layout && o->runs_layout(w->type, w->layout));
+}
+
+typedef struct repack_job {
+    uint8_t *data;
+    size_t row_bytes;
+    int64_t n_groups;
+    int per_task;  /* groups per task */
+    uint8_t **tmp; /* per pool thread: one group's bytes */
+} repack_job;
+
+static void repack_task(void *ctx, int task, int thread) {
+    const repack_job *j = ctx;
+    const size_t gb = KERN_R8_ROWS * j->row_bytes;
+    const int64_t g0 = (int64_t)task * j->per_task;
+    for (int64_t g = g0; g < g0 + j->per_task && g < j->n_groups; g++) {
+        uint8_t *grp = j->data + (size_t)g * gb;
+        memcpy(j->tmp[thread], grp, gb);
+        kern_r8_pack(j->tmp[thread], j->row_bytes, grp);
+    }
+}
+
+bool kern_repack(tp_pool *pool, kern_mat *w, void *data) {
+    const char *env = getenv("HEARTH_REPACK");
+    if ((env && !strcmp(env, "0")) || !data || data != w->data || w->layout != KERN_LAYOUT_ROWS ||
+        !kern_r8_fits(w->type, w->n_cols, w->n_rows, w->row_bytes))
+        return false;
+    kern_mat r8 = *w;
+    r8.layout = KERN_LAYOUT_R8;
+    if (!runs_layout(ops(), &r8)) return false;
+    const int nt = tp_n_threads(pool);
+    repack_job j = {data, w->row_bytes, w->n_rows / KERN_R8_ROWS, 1,
+                    calloc((size_t)nt, sizeof(uint8_t *))};
+    bool ok = j.tmp != NULL;
+    for (int i = 0; ok && i < nt; i++)
+        ok = (j.tmp[i] = malloc(KERN_R8_ROWS * w->row_bytes)) != NULL;
+    if (ok) {                                       /* nothing can fail from here on */
+        j.per_task = (int)((j.n_groups + 63) / 64); /* about 64 tasks */
+        tp_run(pool, repack_task, &j, (int)((j.n_groups + j.per_task - 1) / j.per_task));
+        w->layout = KERN_LAYOUT_R8;
+    }
+    for (int i = 0; j.tmp && i < nt; i++) free(j.tmp[i]);
+    free(j.tmp);
+    return ok;
+}
+
+/* w in KERN_LAYOUT_ROWS, for a variant that does not run w's layout: a
+ * copy with the rows restored (*owned: to free), or w itself; false on OOM. */
+static bool as_rows(const kern_ops *o, const kern_mat *w, kern_mat *out, void **owned) {
+    *out = *w;
+    *owned = NULL;
+    if (runs_layout(o, w)) return true;
+    const size_t gb = KERN_R8_ROWS * w->row_bytes;
+    uint8_t *rows = malloc((size_t)w->n_rows * w->row_bytes);
+    if (!rows) return false;
+    for (int64_t g = 0; g < w->n_rows / KERN_R8_ROWS; g++)
+        kern_r8_unpack((const uint8_t *)w->data + (size_t)g * gb, w->row_bytes, 0, KERN_R8_ROWS,
+                       rows + (size_t)g * gb);
+    out->data = rows;
+    out->layout = KERN_LAYOUT_ROWS;
+    *owned = rows;
+    return true;
 }
 
 kern_mat kern_mat_rows(const kern_mat *w, int64_t r0, int64_t n) {
@@ -128,10 +202,34 @@ kern_mat kern_mat_rows(const kern_mat *w, int64_t r0, int64_t n) {
     return s;
 }
 
+/* The matmul of a matrix in a layout the variant does not run: on a copy
+ * with rows restored, or, without memory for it, NaN (never a wrong number). */
+static void matmul_restored(const kern_ops *o, tp_pool *pool, const kern_mat *w, const float *x,
+                            size_t ldx, float *y, size_t ldy, int n_tok) {
+    kern_mat r;
+    void *owned;
+    if (!as_rows(o, w, &r, &owned)) {
+        for (int t = 0; t < n_tok; t++)
+            for (int64_t i = 0; i < w->n_rows; i++) y[(size_t)t * ldy + (size_t)i] = NAN;
+        return;
+    }
+    o->matmul(pool, &r, x, ldx, y, ldy, n_tok);
+    free(owned);
+}
+
+void kern_ref_matmul_any(tp_pool *pool, const kern_mat *w, const float *x, size_t ldx, float *y,
+                         size_t ldy, int n_tok) {
+    matmul_restored(&kern_ops_ref, pool, w, x, ldx, y, ldy, n_tok);
+}
+
 void kern_matmul(tp_pool *pool, const kern_mat *w, const float *x, size_t ldx, float *y, size_t ldy,
                  int n_tok) {
     if (COUNTING()) count((uint64_t)w->n_rows * w->row_bytes);
-    ops()->matmul(pool, w, x, ldx, y, ldy, n_tok);
+    const kern_ops *o = ops();
+    if (runs_layout(o, w))
+        o->matmul(pool, w, x, ldx, y, ldy, n_tok);
+    else
+        matmul_restored(o, pool, w, x, ldx, y, ldy, n_tok);
 }
 
 void kern_matmul_n(tp_pool *pool, const kern_mm *mm, int n_mm, const float *x, size_t ldx,
@@ -139,6 +237,17 @@ void kern_matmul_n(tp_pool *pool, const kern_mm *mm, int n_mm, const float *x, s
     if (COUNTING())
         for (int i = 0; i < n_mm; i++) count((uint64_t)mm[i].w->n_rows * mm[i].w->row_bytes);
     const kern_ops *o = ops();
+    bool all = true;
+    for (int i = 0; i < n_mm; i++) all = all && runs_layout(o, mm[i].w);
+    if (!all) { /* one by one, each as kern_matmul runs it */
+        for (int i = 0; i < n_mm; i++) {
+            if (runs_layout(o, mm[i].w))
+                o->matmul(pool, mm[i].w, x, ldx, mm[i].y, mm[i].ldy, n_tok);
+            else
+                matmul_restored(o, pool, mm[i].w, x, ldx, mm[i].y, mm[i].ldy, n_tok);
+        }
+        return;
+    }
     if (o->matmul_n) {
         o->matmul_n(pool, mm, n_mm, x, ldx, n_tok);
         return;
@@ -187,8 +296,7 @@ void kern_matmul_kn(const float *x, size_t ldx, const float *b, size_t ldb, int 
 
 /* Small ops without variants. */
 
-void kern_get_row(const kern_mat *w, int64_t row, float *out) {
-    if (COUNTING()) count(w->row_bytes);
+static void get_row_rows(const kern_mat *w, int64_t row, float *out) {
     if (ops()->get_row) {
         ops()->get_row(w, row, out);
         return;
@@ -198,6 +306,29 @@ void kern_get_row(const kern_mat *w, int64_t row, float *out) {
         memcpy(out, src, sizeof(float) * (size_t)w->n_cols);
     else
         ht_dequantize_row(w->type, src, out, w->n_cols);
+}
+
+void kern_get_row(const kern_mat *w, int64_t row, float *out) {
+    if (COUNTING()) count(w->row_bytes);
+    if (w->layout == KERN_LAYOUT_ROWS) {
+        get_row_rows(w, row, out);
+        return;
+    }
+    /* KERN_LAYOUT_R8: the row restored, as a matrix of one row */
+    uint8_t *bytes = malloc(w->row_bytes);
+    if (!bytes) {
+        for (int64_t i = 0; i < w->n_cols; i++) out[i] = NAN;
+        return;
+    }
+    const int64_t g = row / KERN_R8_ROWS;
+    kern_r8_unpack((const uint8_t *)w->data + (size_t)g * KERN_R8_ROWS * w->row_bytes, w->row_bytes,
+                   (int)(row % KERN_R8_ROWS), 1, bytes);
+    kern_mat r = *w;
+    r.n_rows = 1;
+    r.data = bytes;
+    r.layout = KERN_LAYOUT_ROWS;
+    get_row_rows(&r, 0, out);
+    free(bytes);
 }
 
 void kern_add(float *y, const float *x, int64_t n) {

@@ -36,13 +36,22 @@
 #include "base/threadpool.h"
 #include "tensor/types.h"
 
+/* How a matrix's bytes are arranged. */
+typedef enum kern_layout {
+    KERN_LAYOUT_ROWS = 0, /* as GGUF stores it: one row after another */
+    /* kern_repack's for Q4_K: groups of 8 rows (8 * row_bytes bytes each),
+     * every 256-column superblock of the 8 rows interleaved (kernels/repack.h) */
+    KERN_LAYOUT_R8 = 1,
+} kern_layout;
+
 /* A weight matrix W[n_rows][n_cols] in any type ht_type_get(type)->can_compute. */
 typedef struct kern_mat {
     ht_type type;
-    int64_t n_cols;   /* inputs: ne[0], a multiple of the type's block size */
-    int64_t n_rows;   /* outputs: ne[1] */
-    size_t row_bytes; /* bytes of one row */
-    const void *data; /* n_rows * row_bytes bytes */
+    int64_t n_cols;     /* inputs: ne[0], a multiple of the type's block size */
+    int64_t n_rows;     /* outputs: ne[1] */
+    size_t row_bytes;   /* bytes of one row */
+    const void *data;   /* n_rows * row_bytes bytes */
+    kern_layout layout; /* KERN_LAYOUT_ROWS unless kern_repack changed it */
 } kern_mat;
 
 /* Fills m for `data` of shape [n_rows][n_cols]; -1 if n_cols does not fit the
@@ -51,8 +60,30 @@ int kern_mat_init(kern_mat *m, ht_type type, int64_t n_cols, int64_t n_rows, con
                   hearth_err *err);
 
 /* Rows [r0, r0 + n) of w as a matrix of their own (a view: an expert of a
- * stacked tensor, a head's rows). */
+ * stacked tensor, a head's rows). For a repacked matrix, r0 and n must be
+ * multiples of kern_mat_row_align(w). */
 kern_mat kern_mat_rows(const kern_mat *w, int64_t r0, int64_t n);
+
+/* The rows of every repacked layout's groups. */
+#define KERN_REPACK_ROWS 8
+
+/* The row multiple views of w must start and end on: KERN_REPACK_ROWS for
+ * KERN_LAYOUT_R8, else 1. */
+int kern_mat_row_align(const kern_mat *w);
+
+/* Weights repacked at load: where the active variant computes w's type
+ * faster from interleaved rows (avx2 and avx512: Q4_K, whose one-token
+ * products then take every 8 rows' dots in one vector's lanes instead of a
+ * horizontal reduction per row), rearranges w's bytes in place into that
+ * layout and sets w->layout. `data` is w->data, writable (the model's own
+ * copy of the file); the size does not change. Needs n_rows a multiple of 8;
+ * views of the result must keep to 8-row groups (kern_mat_rows). Every kern_*
+ * op gives bitwise the same values for the repacked matrix as for the
+ * original, in every variant: one that does not run the layout itself
+ * (ref, or after kern_select) restores rows on the fly, slowly. Returns
+ * true if repacked; false (w unchanged) where nothing is gained, or when
+ * the environment variable HEARTH_REPACK is "0". Rows are split over pool. */
+bool kern_repack(tp_pool *pool, kern_mat *w, void *data);
 
 /* Name of the active variant ("ref", ...). */
 const char *kern_name(void);
@@ -229,6 +260,10 @@ typedef struct kern_ops {
     /* kern_matmul_kn; NULL: the reference */
     void (*matmul_kn)(const float *x, size_t ldx, const float *b, size_t ldb, int k, int m,
                       float *y, size_t ldy, int n_tok);
+    /* whether matmul and matmul_n run matrices of type t in layout l other
+     * than KERN_LAYOUT_ROWS themselves; NULL: none (dispatch.c restores
+     * rows for them; get_row is always given KERN_LAYOUT_ROWS) */
+    bool (*runs_layout)(ht_type t, kern_layout l);
 } kern_ops;
 
 extern const kern_ops kern_ops_ref;

@@ -9,6 +9,10 @@
 
 void kern_ref_matmul(tp_pool *pool, const kern_mat *w, const float *x, size_t ldx, float *y,
                      size_t ldy, int n_tok);
+/* kern_ref_matmul for a matrix in any layout (dispatch.c: rows restored
+ * into a copy where needed; NaN without memory for it). */
+void kern_ref_matmul_any(tp_pool *pool, const kern_mat *w, const float *x, size_t ldx, float *y,
+                         size_t ldy, int n_tok);
 void kern_ref_rmsnorm(float *y, const float *x, const float *w, int n, int n_tok, float eps);
 void kern_ref_softmax(float *x, int n);
 void kern_ref_swiglu(float *out, const float *gate, const float *up, int64_t n);

@@ -314,6 +314,23 @@ static int ds2_rope(model *m, ds2_weights *w, hearth_err *err) {
     return 0;
 }
 
+/* The layer's matrices used only through kern_matmul(_n) and whole
+ * experts' views: repacked where the kernels gain (attn_kv_b, attn_k_b and
+ * attn_v_b are read per head and row, and stay as they are). n_exp: the
+ * experts stacked in the *_exps tensors (0: a dense layer). */
+static void ds2_layer_repack(model *m, ds2_layer *L, int n_exp) {
+    kern_mat *mats[] = {&L->wq_a,       &L->wq_b,     &L->wq,        &L->wkv_a,
+                        &L->wo,         &L->ffn_gate, &L->ffn_up,    &L->ffn_down,
+                        &L->gate_shexp, &L->up_shexp, &L->down_shexp};
+    for (size_t i = 0; i < sizeof(mats) / sizeof(mats[0]); i++)
+        if (mats[i]->data) model_repack(m, mats[i], 1);
+    if (n_exp > 0) {
+        model_repack(m, &L->gate_exps, n_exp);
+        model_repack(m, &L->up_exps, n_exp);
+        model_repack(m, &L->down_exps, n_exp);
+    }
+}
+
 static int ds2_layer_load(model *m, ds2_weights *w, int il, hearth_err *err) {
     const model_hparams *hp = &m->hp;
     ds2_layer *L = &w->layers[il];
@@ -352,6 +369,7 @@ static int ds2_layer_load(model *m, ds2_weights *w, int il, hearth_err *err) {
             model_mat(m, &L->ffn_up, NAME("ffn_up.weight"), E, hp->n_ff, true, err) < 0 ||
             model_mat(m, &L->ffn_down, NAME("ffn_down.weight"), hp->n_ff, E, true, err) < 0)
             return -1;
+        ds2_layer_repack(m, L, 0);
         return 0;
     }
     const int64_t nx = w->router.n_expert, ff = w->n_ff_exp;
@@ -371,6 +389,7 @@ static int ds2_layer_load(model *m, ds2_weights *w, int il, hearth_err *err) {
             return -1;
     }
 #undef NAME
+    ds2_layer_repack(m, L, (int)nx);
     return 0;
 }
 
@@ -463,6 +482,8 @@ static int ds2_load(model *m, hearth_err *err) {
     if (!w->output.data) {
         hp->tied_embeddings = true;
         w->output = w->tok_embd;
+    } else {
+        model_repack(m, &w->output, 1);
     }
     /* The cache row of a token: the latent, then the rotated shared key. */
     hp->kv_k_width = w->kv_lora_rank + w->n_rot;
@@ -757,6 +778,8 @@ static void ds2_moe_one(model_ctx *c, const ds2_layer *L) {
     j.tiles = (8 * nt + nu - 1) / nu; /* about 8 tasks per thread */
     if ((int64_t)j.tiles > (int64_t)E) j.tiles = (int)E;
     j.rows = ((int64_t)E + j.tiles - 1) / j.tiles;
+    const int align = nu ? kern_mat_row_align(&d[0]) : 1; /* repacked rows: whole groups */
+    j.rows = (j.rows + align - 1) / align * align;
     tp_run(c->m->pool, ds2_down_task, &j, nu * j.tiles); /* ye: [nu][E] */
 
     unsigned char done[DS2_DECODE_MAX_USED] = {0};

@@ -101,7 +101,11 @@ static int load_common(model *m, kern_rope_mode mode, hearth_err *err) {
             model_mat(m, &L->w_down, NAME("ffn_down.weight"), F, E, true, err) < 0)
             return -1;
 #undef NAME
+        /* used only through kern_matmul(_n): repacked where the kernels gain */
+        kern_mat *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof(mats) / sizeof(mats[0]); i++) model_repack(m, mats[i], 1);
     }
+    if (!hp->tied_embeddings) model_repack(m, &w->output, 1);
     return 0;
 }
 

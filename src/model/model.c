@@ -172,6 +172,21 @@ void model_observe(model_ctx *c, const kern_mat *w, const float *x, size_t ldx, 
     c->obs(c->obs_ud, r->name, slice, r->n_mat, w->n_cols, x, ldx, n_tok);
 }
 
+void model_repack(model *m, kern_mat *w, int n_mat) {
+    if (!m->writable || n_mat < 1 || w->n_rows % n_mat ||
+        (w->n_rows / n_mat) % KERN_REPACK_ROWS != 0)
+        return;
+    if (kern_repack(m->pool, w, (void *)(uintptr_t)w->data)) {
+        m->n_repacked++;
+        m->repacked_bytes += (uint64_t)w->n_rows * w->row_bytes;
+    }
+}
+
+int model_weights_repacked(const model *m, uint64_t *bytes) {
+    if (bytes) *bytes = m->repacked_bytes;
+    return m->n_repacked;
+}
+
 int model_mat(model *m, kern_mat *out, const char *name, int64_t n_cols, int64_t n_rows,
               bool required, hearth_err *err) {
     memset(out, 0, sizeof(*out));
@@ -335,13 +350,18 @@ model *model_load(const char *path, const model_params *params, hearth_err *err)
     }
     snprintf(m->hp.arch, sizeof(m->hp.arch), "%s", m->arch->name);
     if (read_hparams(m, err) < 0) goto fail_prefix;
-    if (m->arch->load(m, err) < 0) goto fail_prefix;
+    m->pool = tp_new(params ? params->n_threads : 0, err);
+    if (!m->pool) goto fail;
+    /* the architecture's load may repack weights in the model's own copy */
+    m->writable = gguf_copied(m->gf) && gguf_set_writable(m->gf, true, NULL) == 0;
+    const int loaded = m->arch->load(m, err);
+    if (m->writable) (void)gguf_set_writable(m->gf, false, NULL);
+    m->writable = false;
+    if (loaded < 0) goto fail_prefix;
     if (m->hp.kv_k_width < 0 || m->hp.kv_v_width < 0) {
         hearth_errf(err, "internal: architecture set no KV widths");
         goto fail_prefix;
     }
-    m->pool = tp_new(params ? params->n_threads : 0, err);
-    if (!m->pool) goto fail;
     if (m->n_wreg > 1) qsort(m->wreg, (size_t)m->n_wreg, sizeof(model_wreg), wreg_cmp);
     return m;
 fail_prefix:

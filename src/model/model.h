@@ -90,6 +90,11 @@ int model_n_threads(const model *m);
  * them in huge pages (0 when mapped, -1 when unknown). */
 bool model_weights_copied(const model *m);
 double model_weights_huge_fraction(const model *m);
+/* Weight matrices the kernels repacked at load into a layout they run
+ * faster (kern_repack: only in copied weights, never in a file mapping),
+ * and their bytes; 0 where none was (mapped, HEARTH_REPACK=0, a variant or
+ * type without one). */
+int model_weights_repacked(const model *m, uint64_t *bytes);
 
 /* A sequence state: KV cache for n_ctx positions (F32, per layer
  * [pos][kv_k_width] for K and [pos][kv_v_width] for V) and scratch for

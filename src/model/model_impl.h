@@ -42,6 +42,9 @@ struct model {
     model_block *blocks;
     struct model_wreg *wreg; /* weight matrices by address (model_register_mat) */
     int n_wreg, cap_wreg;
+    bool writable;  /* while loading: the copied weights may be repacked */
+    int n_repacked; /* model_repack's count and bytes */
+    uint64_t repacked_bytes;
 };
 
 struct model_ctx {
@@ -83,6 +86,13 @@ const gguf_tensor *model_tensor(model *m, const char *name, int n_dims, const in
 /* t's data as kernels may read it: in place, or (F32/F16/BF16 data that a
  * small general.alignment left misaligned) a copy in model memory. */
 const void *model_tensor_data(model *m, const gguf_tensor *t, const char *name, hearth_err *err);
+
+/* While loading: w (n_mat stacked matrices, each w->n_rows / n_mat rows)
+ * rearranged in place for the kernels (kern_repack) where the weights are
+ * the model's own copy. Only for matrices the architecture uses through
+ * kern_matmul / kern_matmul_n, kern_get_row or kern_mat_rows views whose
+ * rows start and end on kern_mat_row_align. */
+void model_repack(model *m, kern_mat *w, int n_mat);
 
 /* A weight matrix [n_rows][n_cols] (ne = {n_cols, n_rows}) of any computable type. */
 int model_mat(model *m, kern_mat *out, const char *name, int64_t n_cols, int64_t n_rows,

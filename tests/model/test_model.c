@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "gguf/gguf.h"
+#include "kernels/kernels.h"
 #include "model/model.h"
 
 static char *golden(const char *name) {
@@ -129,8 +130,9 @@ static void test_prefill_equals_decode(void **state) {
  * model_load_copies says. */
 static void test_load_modes(void **state) {
     (void)state;
-    const char *names[] = {"qwen2-chatml.q4_k_m", "deepseek-v2-lite.q8_0"};
-    for (int k = 0; k < 2; k++) {
+    const char *names[] = {"qwen2-chatml.q4_k_m", "deepseek-v2-lite.q8_0",
+                           "deepseek-v2-lite.q4_k_m"};
+    for (int k = 0; k < 3; k++) {
         float *lg[3] = {NULL, NULL, NULL};
         int V = 0;
         const model_load_mode modes[] = {MODEL_LOAD_MAP, MODEL_LOAD_COPY, MODEL_LOAD_AUTO};
@@ -148,6 +150,18 @@ static void test_load_modes(void **state) {
             if (modes[i] == MODEL_LOAD_AUTO)
                 assert_int_equal(copied, model_load_copies(gguf_file_size(model_gguf(m))));
             assert_true(copied ? huge >= -1 && huge <= 1 : huge == 0);
+            /* Q4_K matrices are repacked in copied weights where the
+             * kernels run KERN_LAYOUT_R8 (x86 with AVX2), never when mapped
+             * (the tiny deepseek file's Q4_K_M mix has no Q4_K matrix:
+             * its rows are not whole 256-blocks) */
+            uint64_t rbytes = 0;
+            const int repacked = model_weights_repacked(m, &rbytes);
+            const bool r8 = copied && strstr(names[k], "qwen2") && strcmp(kern_name(), "ref") &&
+                            strcmp(kern_name(), "neon");
+            printf("%s %s: %d matrices repacked (%llu bytes)\n", names[k],
+                   copied ? "copied" : "mapped", repacked, (unsigned long long)rbytes);
+            assert_int_equal(repacked > 0, r8);
+            assert_int_equal(rbytes > 0, r8);
             V = model_hparams_of(m)->n_vocab;
             enum { N = 9 };
             int32_t toks[N];
@@ -156,6 +170,15 @@ static void test_load_modes(void **state) {
             assert_non_null(c);
             lg[i] = malloc(sizeof(float) * N * (size_t)V);
             assert_int_equal(model_eval(c, toks, N, 0, lg[i], MODEL_LOGITS_ALL, &err), 0);
+            /* and one token at a time (the repacked one-token tiles) */
+            float *one = malloc(sizeof(float) * (size_t)V);
+            assert_non_null(one);
+            model_ctx_reset(c);
+            for (int t = 0; t < N; t++) {
+                assert_int_equal(model_eval(c, toks + t, 1, t, one, MODEL_LOGITS_LAST, &err), 0);
+                assert_memory_equal(one, lg[i] + (size_t)t * (size_t)V, sizeof(float) * (size_t)V);
+            }
+            free(one);
             model_ctx_free(c);
             model_free(m);
         }
