@@ -442,7 +442,7 @@ static int bench_model(const opts *o) {
         uint64_t rbytes = 0;
         const int nrep = model_weights_repacked(m, &rbytes);
         if (nrep > 0)
-            printf("repacked at load: %d matrices, %.2f GB (Q4_K in 8-row groups; "
+            printf("repacked at load: %d matrices, %.2f GB (Q4_K, Q6_K in 8-row groups; "
                    "HEARTH_REPACK=0: as in the file)\n",
                    nrep, (double)rbytes / 1e9);
         printf("read bandwidth (%s pages, %d threads, %zu MiB): %.1f GB/s best, %.1f mean\n",

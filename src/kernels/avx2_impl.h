@@ -63,7 +63,7 @@ const avx2_type *avx512_kq_type(ht_type t); /* avx512_kq.c: the same with VNNI *
 /* the avx512 ones on AVX2 (tests/kernels/avx512emu_*.c, avx512_emu.h) */
 const avx2_type *avx512emu_q_type(ht_type t);
 const avx2_type *avx512emu_kq_type(ht_type t);
-/* Types run from KERN_LAYOUT_R8 (avx2_kq.c: Q4_K); the driver gives their
+/* Types run from KERN_LAYOUT_R8 (avx2_kq.c: Q4_K, Q6_K); the driver gives their
  * tiles whole 8-row groups (w at a group, nr a multiple of 8). */
 const avx2_type *avx2_kq_r8_type(ht_type t);
 const avx2_type *avx512_kq_r8_type(ht_type t);

@@ -1116,6 +1116,177 @@ AVX2 static void tile_q4_K_r8(const uint8_t *w, size_t row_bytes, int nr, const 
 }
 
 /* The driver starts and ends tiles of an R8 matrix on 8-row groups. */
+/* ---- KERN_LAYOUT_R8 for Q6_K ------------------------------------------ */
+
+/* Tokens per r8_q6k call: its int32 sums take 4 registers a token. */
+#define R8_T6 2
+
+/* T tokens against a group of 8 Q6_K rows: y[t * ldy + r]. Lane r of the
+ * sum of sub-block j = 4h + k gets row r's exact sum over its two 16-groups
+ * G of sc_G * (values . activations) (maddubs of 4 values against the
+ * token's 4 broadcast, two runs summed in int16: at most 2 * 2 * 63 * 127 =
+ * 32004; then madd with sc_G in both halves of the lane), minus the offset
+ * term madd(32 * sc pairs, bsum pair); then the float step k_accum takes for
+ * lane j of a row (acc += cvt(S - offsets) * (d * da_j)) and avx2_hsum8's
+ * sum order. So each value is bitwise k_rows_1tok's on the rows restored. */
+AVX2 static inline AI void r8_q6k(const int T, const uint8_t *w, const uint8_t *pf_end,
+                                  const act_k *const *a, int64_t nsb, float *y, size_t ldy) {
+    __m256 acc[R8_T6][8];
+    UNROLL
+    for (int t = 0; t < T; t++) UNROLL
+    for (int j = 0; j < 8; j++) acc[t][j] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0xf), m30 = _mm256_set1_epi8(0x30);
+    for (int64_t s = 0; s < nsb; s++) {
+        const uint8_t *ws = w + s * KERN_R8_SB6;
+        const bool pf = R8_PF_DIST > 0 && ws + R8_PF_DIST + KERN_R8_SB6 <= pf_end;
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)ws));
+        UNROLL
+        for (int h = 0; h < 2; h++) {
+            __m256i S[R8_T6][4];
+            UNROLL
+            for (int t = 0; t < T; t++) UNROLL
+            for (int k = 0; k < 4; k++) S[t][k] = _mm256_setzero_si256();
+            UNROLL
+            for (int gp = 0; gp < 4; gp++) { /* runs 2gp, 2gp + 1: 16-group gp / 2 */
+                __m256i m[R8_T6][4];
+                UNROLL
+                for (int u = 0; u < 2; u++) {
+                    const int g = 2 * gp + u;
+                    /* two of the superblock's 27 lines per step (16 steps) */
+                    const int line = 2 * (8 * h + 2 * gp + u);
+                    if (pf && line <= KERN_R8_SB6 / 64)
+                        _mm_prefetch((const char *)ws + R8_PF_DIST + 64 * line, _MM_HINT_T0);
+                    if (pf && line + 1 <= KERN_R8_SB6 / 64)
+                        _mm_prefetch((const char *)ws + R8_PF_DIST + 64 * (line + 1), _MM_HINT_T0);
+                    const __m256i L0 =
+                        _mm256_loadu_si256((const __m256i *)(ws + 144 + 512 * h + 32 * g));
+                    const __m256i L1 =
+                        _mm256_loadu_si256((const __m256i *)(ws + 400 + 512 * h + 32 * g));
+                    const __m256i H =
+                        _mm256_loadu_si256((const __m256i *)(ws + 1168 + 256 * h + 32 * g));
+                    const __m256i q[4] = {
+                        _mm256_or_si256(_mm256_and_si256(L0, m4),
+                                        _mm256_and_si256(_mm256_slli_epi16(H, 4), m30)),
+                        _mm256_or_si256(_mm256_and_si256(L1, m4),
+                                        _mm256_and_si256(_mm256_slli_epi16(H, 2), m30)),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L0, 4), m4),
+                                        _mm256_and_si256(H, m30)),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L1, 4), m4),
+                                        _mm256_and_si256(_mm256_srli_epi16(H, 2), m30))};
+                    UNROLL
+                    for (int t = 0; t < T; t++) UNROLL
+                    for (int k = 0; k < 4; k++) {
+                        int32_t a4;
+                        memcpy(&a4, a[t][s].qs + 128 * h + 32 * k + 4 * g, 4);
+                        const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_set1_epi32(a4));
+                        m[t][k] = u ? _mm256_add_epi16(m[t][k], p) : p;
+                    }
+                }
+                UNROLL
+                for (int k = 0; k < 4; k++) {
+                    const int G = 2 * (4 * h + k) + gp / 2;
+                    const __m128i pl = _mm_loadl_epi64((const __m128i *)(ws + 16 + 8 * G));
+                    const __m256i scp = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(pl, pl));
+                    UNROLL
+                    for (int t = 0; t < T; t++)
+                        S[t][k] = _mm256_add_epi32(S[t][k], _mm256_madd_epi16(m[t][k], scp));
+                }
+            }
+            UNROLL
+            for (int k = 0; k < 4; k++) {
+                const int j = 4 * h + k;
+                const __m128i p0 = _mm_loadl_epi64((const __m128i *)(ws + 16 + 16 * j));
+                const __m128i p1 = _mm_loadl_epi64((const __m128i *)(ws + 24 + 16 * j));
+                const __m256i aux =
+                    _mm256_slli_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(p0, p1)), 5);
+                UNROLL
+                for (int t = 0; t < T; t++) {
+                    int32_t b2;
+                    memcpy(&b2, &a[t][s].bsum[2 * j], 4);
+                    const __m256i imin = _mm256_madd_epi16(aux, _mm256_set1_epi32(b2));
+                    acc[t][j] = _mm256_fmadd_ps(
+                        _mm256_cvtepi32_ps(_mm256_sub_epi32(S[t][k], imin)),
+                        _mm256_mul_ps(d, _mm256_broadcast_ss(&a[t][s].d[j])), acc[t][j]);
+                }
+            }
+        }
+    }
+    UNROLL
+    for (int t = 0; t < T; t++) {
+        const __m256 *v = acc[t];
+        const __m256 t0 = _mm256_add_ps(v[0], v[4]), t1 = _mm256_add_ps(v[1], v[5]);
+        const __m256 t2 = _mm256_add_ps(v[2], v[6]), t3 = _mm256_add_ps(v[3], v[7]);
+        _mm256_storeu_ps(y + (size_t)t * ldy,
+                         _mm256_add_ps(_mm256_add_ps(t0, t2), _mm256_add_ps(t1, t3)));
+    }
+}
+
+/* A Q6_K group's 8 rows restored: ql and qh runs by avx2_r8_transpose. */
+AVX2 static void r8_q6k_unpack(const uint8_t *grp, size_t row_bytes, int64_t nsb, uint8_t *rows) {
+    for (int64_t s = 0; s < nsb; s++) {
+        const uint8_t *gs = grp + s * KERN_R8_SB6;
+        uint8_t *o = rows + s * 210;
+        for (int r = 0; r < KERN_R8_ROWS; r++) {
+            uint8_t *b = o + (size_t)r * row_bytes;
+            memcpy(b + 208, gs + 2 * r, 2);
+            for (int k = 0; k < 16; k++) b[192 + k] = gs[16 + 8 * k + r];
+        }
+        UNROLL
+        for (int c = 0; c < 6; c++) { /* ql of h, p (c < 4: c = 2h + p), then qh of h = c - 4 */
+            const int src = c < 4 ? 144 + 256 * c : 1168 + 256 * (c - 4);
+            const int dst = c < 4 ? 32 * c : 128 + 32 * (c - 4);
+            __m256i v[8], t[8];
+            UNROLL
+            for (int g = 0; g < 8; g++)
+                v[g] = _mm256_loadu_si256((const __m256i *)(gs + src + 32 * g));
+            avx2_r8_transpose(v, t);
+            UNROLL
+            for (int r = 0; r < 8; r++)
+                _mm256_storeu_si256((__m256i *)(o + (size_t)r * row_bytes + dst), t[r]);
+        }
+    }
+}
+
+/* The Q6_K tile: group by group, R8_T6 tokens at a time; batches of
+ * R8_UNPACK_MIN_T or more on the rows restored, by k_tile. */
+AVX2 static void tile_q6_K_r8(const uint8_t *w, size_t row_bytes, int nr, const uint8_t *act,
+                              size_t act_stride, int nt, int64_t n, float *y, size_t ldy,
+                              uint8_t *scratch) {
+    const int64_t nsb = n / 256;
+    const size_t gb = KERN_R8_ROWS * row_bytes;
+    const uint8_t *end = w + (size_t)nr * row_bytes;
+    if (nt >= R8_UNPACK_MIN_T) {
+        for (int r = 0; r < nr; r += KERN_R8_ROWS)
+            r8_q6k_unpack(w + (size_t)(r / KERN_R8_ROWS) * gb, row_bytes, nsb,
+                          scratch + (size_t)r * row_bytes);
+        k_tile(K_Q6, scratch, row_bytes, nr, act, act_stride, nt, n, y, ldy,
+               scratch + (size_t)MAX_ROWS * row_bytes);
+        return;
+    }
+    for (int r = 0; r < nr; r += KERN_R8_ROWS) {
+        const uint8_t *grp = w + (size_t)(r / KERN_R8_ROWS) * gb;
+        for (int t0 = 0; t0 < nt; t0 += R8_T6) {
+            const act_k *at[R8_T6];
+            at[0] = (const act_k *)(act + (size_t)t0 * act_stride);
+            float *yt = y + (size_t)t0 * ldy + r;
+            if (nt - t0 >= 2) {
+                at[1] = (const act_k *)(act + (size_t)(t0 + 1) * act_stride);
+                r8_q6k(2, grp, end, at, nsb, yt, ldy);
+            } else {
+                r8_q6k(1, grp, end, at, nsb, yt, ldy);
+            }
+        }
+    }
+}
+
+static size_t r8_scratch_bytes6(int64_t n) {
+    const size_t k = k_scratch_bytes(n), rows = (size_t)MAX_ROWS * (size_t)(n / 256) * 210;
+    return k > SIZE_MAX - rows ? SIZE_MAX : k + rows;
+}
+
+static const avx2_type type_tile_q6_K_r8 = {&act_k_fmt, tile_q6_K_r8,      MAX_ROWS,
+                                            MAX_TOKENS, r8_scratch_bytes6, NULL};
+
 static size_t r8_scratch_bytes(int64_t n) {
     const size_t k = k_scratch_bytes(n), rows = (size_t)MAX_ROWS * (size_t)(n / 256) * 144;
     return k > SIZE_MAX - rows ? SIZE_MAX : k + rows;
@@ -1125,7 +1296,7 @@ static const avx2_type type_tile_q4_K_r8 = {&act_k_fmt, tile_q4_K_r8,     MAX_RO
                                             MAX_TOKENS, r8_scratch_bytes, NULL};
 
 const avx2_type *KQ_R8_TYPE_OF(ht_type t) {
-    return t == HT_Q4_K ? &type_tile_q4_K_r8 : NULL;
+    return t == HT_Q4_K ? &type_tile_q4_K_r8 : t == HT_Q6_K ? &type_tile_q6_K_r8 : NULL;
 }
 
 const avx2_type *KQ_TYPE_OF(ht_type t) {

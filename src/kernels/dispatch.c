@@ -135,6 +135,7 @@ static bool runs_layout(const kern_ops *o, const kern_mat *w) {
 }
 
 typedef struct repack_job {
+    ht_type type;
     uint8_t *data;
     size_t row_bytes;
     int64_t n_groups;
@@ -149,7 +150,7 @@ static void repack_task(void *ctx, int task, int thread) {
     for (int64_t g = g0; g < g0 + j->per_task && g < j->n_groups; g++) {
         uint8_t *grp = j->data + (size_t)g * gb;
         memcpy(j->tmp[thread], grp, gb);
-        kern_r8_pack(j->tmp[thread], j->row_bytes, grp);
+        kern_r8_pack(j->type, j->tmp[thread], j->row_bytes, grp);
     }
 }
 
@@ -162,7 +163,11 @@ bool kern_repack(tp_pool *pool, kern_mat *w, void *data) {
     r8.layout = KERN_LAYOUT_R8;
     if (!runs_layout(ops(), &r8)) return false;
     const int nt = tp_n_threads(pool);
-    repack_job j = {data, w->row_bytes, w->n_rows / KERN_R8_ROWS, 1,
+    repack_job j = {w->type,
+                    data,
+                    w->row_bytes,
+                    w->n_rows / KERN_R8_ROWS,
+                    1,
                     calloc((size_t)nt, sizeof(uint8_t *))};
     bool ok = j.tmp != NULL;
     for (int i = 0; ok && i < nt; i++)
@@ -187,8 +192,8 @@ static bool as_rows(const kern_ops *o, const kern_mat *w, kern_mat *out, void **
     uint8_t *rows = malloc((size_t)w->n_rows * w->row_bytes);
     if (!rows) return false;
     for (int64_t g = 0; g < w->n_rows / KERN_R8_ROWS; g++)
-        kern_r8_unpack((const uint8_t *)w->data + (size_t)g * gb, w->row_bytes, 0, KERN_R8_ROWS,
-                       rows + (size_t)g * gb);
+        kern_r8_unpack(w->type, (const uint8_t *)w->data + (size_t)g * gb, w->row_bytes, 0,
+                       KERN_R8_ROWS, rows + (size_t)g * gb);
     out->data = rows;
     out->layout = KERN_LAYOUT_ROWS;
     *owned = rows;
@@ -321,8 +326,8 @@ void kern_get_row(const kern_mat *w, int64_t row, float *out) {
         return;
     }
     const int64_t g = row / KERN_R8_ROWS;
-    kern_r8_unpack((const uint8_t *)w->data + (size_t)g * KERN_R8_ROWS * w->row_bytes, w->row_bytes,
-                   (int)(row % KERN_R8_ROWS), 1, bytes);
+    kern_r8_unpack(w->type, (const uint8_t *)w->data + (size_t)g * KERN_R8_ROWS * w->row_bytes,
+                   w->row_bytes, (int)(row % KERN_R8_ROWS), 1, bytes);
     kern_mat r = *w;
     r.n_rows = 1;
     r.data = bytes;

@@ -39,7 +39,7 @@
 /* How a matrix's bytes are arranged. */
 typedef enum kern_layout {
     KERN_LAYOUT_ROWS = 0, /* as GGUF stores it: one row after another */
-    /* kern_repack's for Q4_K: groups of 8 rows (8 * row_bytes bytes each),
+    /* kern_repack's for Q4_K and Q6_K: groups of 8 rows (8 * row_bytes bytes each),
      * every 256-column superblock of the 8 rows interleaved (kernels/repack.h) */
     KERN_LAYOUT_R8 = 1,
 } kern_layout;
@@ -72,7 +72,7 @@ kern_mat kern_mat_rows(const kern_mat *w, int64_t r0, int64_t n);
 int kern_mat_row_align(const kern_mat *w);
 
 /* Weights repacked at load: where the active variant computes w's type
- * faster from interleaved rows (avx2 and avx512: Q4_K, whose one-token
+ * faster from interleaved rows (avx2 and avx512: Q4_K and Q6_K, whose one-token
  * products then take every 8 rows' dots in one vector's lanes instead of a
  * horizontal reduction per row), rearranges w's bytes in place into that
  * layout and sets w->layout. `data` is w->data, writable (the model's own

@@ -1,4 +1,4 @@
-/* Weights repacked at load (kern_repack, KERN_LAYOUT_R8): every op gives
+/* Weights repacked at load (kern_repack, KERN_LAYOUT_R8: Q4_K, Q6_K): every op gives
  * bitwise the values of the matrix as the file stores it, in the variant
  * that repacked it (its own R8 tiles: one token, batches, slices of whole
  * groups, several matrices in one call, a pool) and in one that does not
@@ -23,27 +23,32 @@
 /* kern_r8_pack then kern_r8_unpack of any row range gives the rows back. */
 static void test_pack_lossless(void **state) {
     (void)state;
-    size_t rb;
-    uint8_t *rows = ktu_random_matrix(HT_Q4_K, 768, 8, &rb);
-    assert_non_null(rows);
-    assert_true(kern_r8_fits(HT_Q4_K, 768, 8, rb));
-    uint8_t *grp = malloc(8 * rb), *back = malloc(8 * rb);
-    assert_true(grp && back);
-    kern_r8_pack(rows, rb, grp);
-    assert_memory_not_equal(grp, rows, 8 * rb); /* it did move bytes */
-    for (int r0 = 0; r0 < 8; r0++)
-        for (int n = 1; r0 + n <= 8; n++) {
-            memset(back, 0xa5, 8 * rb);
-            kern_r8_unpack(grp, rb, r0, n, back);
-            assert_memory_equal(back, rows + (size_t)r0 * rb, (size_t)n * rb);
-        }
-    /* the layout fits only Q4_K of whole 8-row groups and 256-column blocks */
-    assert_false(kern_r8_fits(HT_Q4_K, 768, 12, rb));
-    assert_false(kern_r8_fits(HT_Q8_0, 768, 8, 816));
-    assert_false(kern_r8_fits(HT_Q4_K, 768, 8, rb + 1));
-    free(rows);
-    free(grp);
-    free(back);
+    const ht_type types[] = {HT_Q4_K, HT_Q6_K};
+    for (int k = 0; k < 2; k++) {
+        size_t rb;
+        uint8_t *rows = ktu_random_matrix(types[k], 768, 8, &rb);
+        assert_non_null(rows);
+        assert_true(kern_r8_fits(types[k], 768, 8, rb));
+        assert_int_equal(kern_r8_sb(types[k]), rb / 3 * 8);
+        uint8_t *grp = malloc(8 * rb), *back = malloc(8 * rb);
+        assert_true(grp && back);
+        kern_r8_pack(types[k], rows, rb, grp);
+        assert_memory_not_equal(grp, rows, 8 * rb); /* it did move bytes */
+        for (int r0 = 0; r0 < 8; r0++)
+            for (int n = 1; r0 + n <= 8; n++) {
+                memset(back, 0xa5, 8 * rb);
+                kern_r8_unpack(types[k], grp, rb, r0, n, back);
+                assert_memory_equal(back, rows + (size_t)r0 * rb, (size_t)n * rb);
+            }
+        /* only whole 8-row groups of 256-column blocks */
+        assert_false(kern_r8_fits(types[k], 768, 12, rb));
+        assert_false(kern_r8_fits(types[k], 768, 8, rb + 1));
+        free(rows);
+        free(grp);
+        free(back);
+    }
+    assert_false(kern_r8_fits(HT_Q8_0, 768, 8, 816)); /* and only these types */
+    assert_int_equal(kern_r8_sb(HT_Q8_0), 0);
 }
 
 /* y = W x for both matrices, every token count, on the caller and a pool:
@@ -68,19 +73,19 @@ static void check_same(const kern_mat *a, const kern_mat *b, tp_pool *pool, cons
     free(yb);
 }
 
-static void check_variant(const char *name, tp_pool *pool) {
+static void check_variant(const char *name, ht_type type, tp_pool *pool) {
     hearth_err err;
     assert_int_equal(kern_select(name, &err), 0);
     const int64_t C = 768, R = 72; /* 3 superblocks, 9 groups */
     size_t rb;
-    uint8_t *orig = ktu_random_matrix(HT_Q4_K, C, R, &rb);
+    uint8_t *orig = ktu_random_matrix(type, C, R, &rb);
     assert_non_null(orig);
     uint8_t *copy = malloc((size_t)R * rb);
     assert_non_null(copy);
     memcpy(copy, orig, (size_t)R * rb);
     kern_mat w, p;
-    assert_int_equal(kern_mat_init(&w, HT_Q4_K, C, R, orig, &err), 0);
-    assert_int_equal(kern_mat_init(&p, HT_Q4_K, C, R, copy, &err), 0);
+    assert_int_equal(kern_mat_init(&w, type, C, R, orig, &err), 0);
+    assert_int_equal(kern_mat_init(&p, type, C, R, copy, &err), 0);
     /* not with another buffer than the matrix's own */
     assert_false(kern_repack(pool, &p, orig));
     assert_true(kern_repack(pool, &p, copy));
@@ -165,7 +170,8 @@ static void test_variants(void **state) {
     int ran = 0;
     for (int v = 0; v < 3; v++)
         if (have[v]) {
-            check_variant(names[v], pool);
+            check_variant(names[v], HT_Q4_K, pool);
+            check_variant(names[v], HT_Q6_K, pool);
             ran++;
         }
     if (!ran) printf("no variant here runs KERN_LAYOUT_R8: only the byte moves were tested\n");
@@ -191,12 +197,12 @@ static void test_refusals(void **state) {
     unsetenv("HEARTH_REPACK");
     assert_int_equal(w.layout, KERN_LAYOUT_ROWS);
     assert_int_equal(kern_repack(NULL, &w, d), kern_avx2_supported());
-    void *q6 = ktu_random_matrix(HT_Q6_K, 512, 8, &rb);
-    assert_non_null(q6);
-    kern_mat w6;
-    assert_int_equal(kern_mat_init(&w6, HT_Q6_K, 512, 8, q6, &err), 0);
-    assert_false(kern_repack(NULL, &w6, q6)); /* no R8 tiles for Q6_K */
-    free(q6);
+    void *q5 = ktu_random_matrix(HT_Q5_K, 512, 8, &rb);
+    assert_non_null(q5);
+    kern_mat w5;
+    assert_int_equal(kern_mat_init(&w5, HT_Q5_K, 512, 8, q5, &err), 0);
+    assert_false(kern_repack(NULL, &w5, q5)); /* no R8 tiles for Q5_K */
+    free(q5);
     free(d);
     assert_int_equal(kern_select(before, &err), 0);
 }

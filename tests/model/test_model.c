@@ -150,7 +150,7 @@ static void test_load_modes(void **state) {
             if (modes[i] == MODEL_LOAD_AUTO)
                 assert_int_equal(copied, model_load_copies(gguf_file_size(model_gguf(m))));
             assert_true(copied ? huge >= -1 && huge <= 1 : huge == 0);
-            /* Q4_K matrices are repacked in copied weights where the
+            /* Q4_K and Q6_K matrices are repacked in copied weights where the
              * kernels run KERN_LAYOUT_R8 (x86 with AVX2), never when mapped
              * (the tiny deepseek file's Q4_K_M mix has no Q4_K matrix:
              * its rows are not whole 256-blocks) */
