@@ -745,6 +745,12 @@ AVX2 static inline AI void k_dec_tile(const int ty, const k_dec *dec, int rb, in
     }
 }
 
+/* Q4_K's, compiled once for k_tile and the repacked tiles. */
+AVX2 static void k_dec_tile_q4(const k_dec *dec, int rb, int64_t nsb, const uint8_t *act,
+                               size_t act_stride, int nt, float *y, size_t ldy) {
+    k_dec_tile(K_Q4, dec, rb, nsb, act, act_stride, nt, y, ldy);
+}
+
 AVX2 static inline AI void k_tile(const int ty, const uint8_t *w, size_t row_bytes, int nr,
                                   const uint8_t *act, size_t act_stride, int nt, int64_t n,
                                   float *y, size_t ldy, uint8_t *scratch) {
@@ -763,7 +769,10 @@ AVX2 static inline AI void k_tile(const int ty, const uint8_t *w, size_t row_byt
     for (int r0 = 0; r0 < nr; r0 += DEC_ROWS) {
         const int rb = nr - r0 < DEC_ROWS ? nr - r0 : DEC_ROWS;
         k_decode_rows(ty, w + (size_t)r0 * row_bytes, row_bytes, rb, nsb, dec);
-        k_dec_tile(ty, dec, rb, nsb, act, act_stride, nt, y + r0, ldy);
+        if (ty == K_Q4)
+            k_dec_tile_q4(dec, rb, nsb, act, act_stride, nt, y + r0, ldy);
+        else
+            k_dec_tile(ty, dec, rb, nsb, act, act_stride, nt, y + r0, ldy);
     }
 }
 
@@ -846,6 +855,14 @@ K_TILE(tile_q6_K, K_Q6, deq_q6_K)
 
 /* ---- KERN_LAYOUT_R8: Q4_K with 8 rows in the lanes (repack.h) ---------- */
 
+/* Per row (lane), the sum over sub-blocks j of v[j] in avx2_hsum8's order:
+ * ((j0 + j4) + (j2 + j6)) + ((j1 + j5) + (j3 + j7)). */
+AVX2 static inline AI __m256 r8_sum_j(const __m256 v[8]) {
+    const __m256 t0 = _mm256_add_ps(v[0], v[4]), t1 = _mm256_add_ps(v[1], v[5]);
+    const __m256 t2 = _mm256_add_ps(v[2], v[6]), t3 = _mm256_add_ps(v[3], v[7]);
+    return _mm256_add_ps(_mm256_add_ps(t0, t2), _mm256_add_ps(t1, t3));
+}
+
 /* Tokens per r8_q4k call in batches: the quants are decoded once for all. */
 #define R8_T 4
 
@@ -892,8 +909,8 @@ AVX2 static inline AI void r8_q4k(const int T, const uint8_t *w, const uint8_t *
         _mm256_store_si256((__m256i *)sm[3],
                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b8, 4), m4),
                                            _mm256_and_si256(_mm256_srli_epi16(b4, 2), m30)));
-        UNROLL
-        for (int i = 0; i < 4; i++) {
+        _Pragma("GCC unroll 1") /* (compile time; j is then a run-time index) */
+            for (int i = 0; i < 4; i++) {
             __m256i S[R8_T][2];
             UNROLL
             for (int t = 0; t < T; t++) S[t][0] = S[t][1] = _mm256_setzero_si256();
@@ -944,17 +961,8 @@ AVX2 static inline AI void r8_q4k(const int T, const uint8_t *w, const uint8_t *
         }
     }
     UNROLL
-    for (int t = 0; t < T; t++) {
-        __m256 sum[2];
-        UNROLL
-        for (int k = 0; k < 2; k++) {
-            const __m256 *v = k ? accm[t] : acc[t];
-            const __m256 t0 = _mm256_add_ps(v[0], v[4]), t1 = _mm256_add_ps(v[1], v[5]);
-            const __m256 t2 = _mm256_add_ps(v[2], v[6]), t3 = _mm256_add_ps(v[3], v[7]);
-            sum[k] = _mm256_add_ps(_mm256_add_ps(t0, t2), _mm256_add_ps(t1, t3));
-        }
-        _mm256_storeu_ps(y + (size_t)t * ldy, _mm256_sub_ps(sum[0], sum[1]));
-    }
+    for (int t = 0; t < T; t++)
+        _mm256_storeu_ps(y + (size_t)t * ldy, _mm256_sub_ps(r8_sum_j(acc[t]), r8_sum_j(accm[t])));
 }
 
 #ifndef R8_UNPACK_MIN_T
@@ -1078,13 +1086,13 @@ AVX2 static void tile_q4_K_r8(const uint8_t *w, size_t row_bytes, int nr, const 
         for (int r = 0; r < nr; r += KERN_R8_ROWS)
             r8_q4k_unpack(w + (size_t)(r / KERN_R8_ROWS) * gb, row_bytes, nsb,
                           scratch + (size_t)r * row_bytes);
-        k_tile(K_Q4, scratch, row_bytes, nr, act, act_stride, nt, n, y, ldy,
-               scratch + (size_t)MAX_ROWS * row_bytes);
+        tile_q4_K(scratch, row_bytes, nr, act, act_stride, nt, n, y, ldy,
+                  scratch + (size_t)MAX_ROWS * row_bytes);
 #else /* each group decoded as k_tile decodes 8 rows, then its micro-kernels */
         for (int r = 0; r < nr; r += KERN_R8_ROWS) {
             r8_q4k_decode(w + (size_t)(r / KERN_R8_ROWS) * gb, nsb, (k_dec *)scratch);
-            k_dec_tile(K_Q4, (const k_dec *)scratch, KERN_R8_ROWS, nsb, act, act_stride, nt, y + r,
-                       ldy);
+            k_dec_tile_q4((const k_dec *)scratch, KERN_R8_ROWS, nsb, act, act_stride, nt, y + r,
+                          ldy);
         }
 #endif
         return;
@@ -1140,8 +1148,8 @@ AVX2 static inline AI void r8_q6k(const int T, const uint8_t *w, const uint8_t *
         const uint8_t *ws = w + s * KERN_R8_SB6;
         const bool pf = R8_PF_DIST > 0 && ws + R8_PF_DIST + KERN_R8_SB6 <= pf_end;
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)ws));
-        UNROLL
-        for (int h = 0; h < 2; h++) {
+        _Pragma("GCC unroll 1") /* (compile time) */
+            for (int h = 0; h < 2; h++) {
             __m256i S[R8_T6][4];
             UNROLL
             for (int t = 0; t < T; t++) UNROLL
@@ -1212,13 +1220,7 @@ AVX2 static inline AI void r8_q6k(const int T, const uint8_t *w, const uint8_t *
         }
     }
     UNROLL
-    for (int t = 0; t < T; t++) {
-        const __m256 *v = acc[t];
-        const __m256 t0 = _mm256_add_ps(v[0], v[4]), t1 = _mm256_add_ps(v[1], v[5]);
-        const __m256 t2 = _mm256_add_ps(v[2], v[6]), t3 = _mm256_add_ps(v[3], v[7]);
-        _mm256_storeu_ps(y + (size_t)t * ldy,
-                         _mm256_add_ps(_mm256_add_ps(t0, t2), _mm256_add_ps(t1, t3)));
-    }
+    for (int t = 0; t < T; t++) _mm256_storeu_ps(y + (size_t)t * ldy, r8_sum_j(acc[t]));
 }
 
 /* A Q6_K group's 8 rows restored: ql and qh runs by avx2_r8_transpose. */
@@ -1259,8 +1261,8 @@ AVX2 static void tile_q6_K_r8(const uint8_t *w, size_t row_bytes, int nr, const 
         for (int r = 0; r < nr; r += KERN_R8_ROWS)
             r8_q6k_unpack(w + (size_t)(r / KERN_R8_ROWS) * gb, row_bytes, nsb,
                           scratch + (size_t)r * row_bytes);
-        k_tile(K_Q6, scratch, row_bytes, nr, act, act_stride, nt, n, y, ldy,
-               scratch + (size_t)MAX_ROWS * row_bytes);
+        tile_q6_K(scratch, row_bytes, nr, act, act_stride, nt, n, y, ldy,
+                  scratch + (size_t)MAX_ROWS * row_bytes);
         return;
     }
     for (int r = 0; r < nr; r += KERN_R8_ROWS) {
