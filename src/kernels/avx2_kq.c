@@ -27,7 +27,7 @@
  * rows x tokens micro-kernels for a batch -- a (row, token) gets bitwise the
  * same float operations in the same order, whatever nr, nt or the thread.
  *
- * Q4_K matrices repacked at load (KERN_LAYOUT_R8, repack.h) have tiles of
+ * Q4_K and Q6_K matrices repacked at load (KERN_LAYOUT_R8, repack.h) have tiles of
  * their own (r8_*, near the end): 8 rows' dots in one vector's lanes, the
  * same integers and float steps per (row, token), so the values do not
  * depend on the layout. */
@@ -66,7 +66,8 @@
 
 #define AI __attribute__((always_inline))
 /* fixed-count loops over vectors: unrolled, so arrays of vectors stay in registers */
-#define UNROLL _Pragma("GCC unroll 16")
+#define UNROLL    _Pragma("GCC unroll 16")
+#define NO_UNROLL _Pragma("GCC unroll 1")
 
 /* One token's 256 activations in blocks of 32:
  * x[32j + i] ~ d[j] * qs[32j + i], d[j] = max|x| / 127 over the block,
@@ -866,6 +867,10 @@ AVX2 static inline AI __m256 r8_sum_j(const __m256 v[8]) {
 /* Tokens per r8_q4k call in batches: the quants are decoded once for all. */
 #define R8_T 4
 
+#ifndef R8_PF_DIST
+#define R8_PF_DIST 2304 /* prefetch distance in bytes (two group superblocks) */
+#endif
+
 /* T tokens (a[t]: token t's nsb superblocks) against a group of 8 rows:
  * y[t * ldy + r], r < 8. Per sub-block j, lane r gets row r's exact
  * integer dot S_j (maddubs of 4 values against the token's 4 broadcast,
@@ -875,10 +880,6 @@ AVX2 static inline AI __m256 r8_sum_j(const __m256 v[8]) {
  * j6)) + ((j1 + j5) + (j3 + j7)). So each (row, token) value is bitwise
  * k_rows_1tok's on the rows restored, with no horizontal reduction per
  * (row, superblock) and each activation broadcast once for 8 rows. */
-#ifndef R8_PF_DIST
-#define R8_PF_DIST 2304 /* prefetch distance in bytes (two group superblocks) */
-#endif
-
 AVX2 static inline AI void r8_q4k(const int T, const uint8_t *w, const uint8_t *pf_end,
                                   const act_k *const *a, int64_t nsb, float *y, size_t ldy) {
     __m256 acc[R8_T][8], accm[R8_T][8];
@@ -909,8 +910,10 @@ AVX2 static inline AI void r8_q4k(const int T, const uint8_t *w, const uint8_t *
         _mm256_store_si256((__m256i *)sm[3],
                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b8, 4), m4),
                                            _mm256_and_si256(_mm256_srli_epi16(b4, 2), m30)));
-        _Pragma("GCC unroll 1") /* (compile time; j is then a run-time index) */
-            for (int i = 0; i < 4; i++) {
+        /* not unrolled (compile time: this is instantiated for 4 token
+         * counts in 3 builds); j is then a run-time index */
+        NO_UNROLL
+        for (int i = 0; i < 4; i++) {
             __m256i S[R8_T][2];
             UNROLL
             for (int t = 0; t < T; t++) S[t][0] = S[t][1] = _mm256_setzero_si256();
@@ -1148,8 +1151,9 @@ AVX2 static inline AI void r8_q6k(const int T, const uint8_t *w, const uint8_t *
         const uint8_t *ws = w + s * KERN_R8_SB6;
         const bool pf = R8_PF_DIST > 0 && ws + R8_PF_DIST + KERN_R8_SB6 <= pf_end;
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)ws));
-        _Pragma("GCC unroll 1") /* (compile time) */
-            for (int h = 0; h < 2; h++) {
+        /* not unrolled (compile time) */
+        NO_UNROLL
+        for (int h = 0; h < 2; h++) {
             __m256i S[R8_T6][4];
             UNROLL
             for (int t = 0; t < T; t++) UNROLL
