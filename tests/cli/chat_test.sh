@@ -106,6 +106,10 @@ else
         done
         return 1
     }
+    # A session that outlives the test's sessions keeps the tmux server up:
+    # without it, killing the last session shuts the server down, and a
+    # new-session racing that shutdown fails ("server exited unexpectedly").
+    tm new-session -d -s keep "sleep 3600"
     # A long answer (ignore-eos, big context) so Ctrl-C lands mid-answer.
     tm new-session -d -s chat -x 120 -y 40 \
         "HEARTH_MODELS='$HEARTH_MODELS' '$H' chat -m demo -c 8192 --ignore-eos -t 1; echo EXITED \$?; sleep 30"
