@@ -11,7 +11,12 @@
  * 16 copies of Q8_0 are ~230 MB, beyond any cache: the DRAM-bound decode).
  * KB_THREADS=N runs on a pool of N threads (wall-clock times), KB_TYPE=q4_K
  * only that type. KB_REPACK=1 also times each variant on the weights as
- * kern_repack leaves them, where it repacks the type ("avx2+r8"). */
+ * kern_repack leaves them, where it repacks the type ("avx2+r8").
+ * KB_ATTN=mla|gqa times kern_attention instead: the benchmark shapes' MLA
+ * (16 heads on one 576-wide latent row, values its first 512) or GQA (12
+ * heads on 2 kv heads of 128), the last n_tok (default 64) positions of a
+ * KB_CTX-position cache (default 2048), as GMAC/s of q.k and p.v products. */
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +30,72 @@ static double cpu_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double attn_time(tp_pool *pool, const kern_attn *a) {
+    kern_attention(pool, a); /* warm */
+    double per = 1e30, total = 0;
+    while (total < 0.3) {
+        double t0 = pool ? tp_now() : cpu_now();
+        kern_attention(pool, a);
+        double t = (pool ? tp_now() : cpu_now()) - t0;
+        total += t;
+        if (t < per) per = t;
+    }
+    return per;
+}
+
+static void attn_bench(tp_pool *pool, const char *shape, int T, const char *const *variants,
+                       int n_variants) {
+    const char *ec = getenv("KB_CTX");
+    const int mla = strcmp(shape, "mla") == 0, n_kv = ec && atoi(ec) > 0 ? atoi(ec) : 2048;
+    const int H = mla ? 16 : 12, HKV = mla ? 1 : 2, DK = mla ? 576 : 128, DV = mla ? 512 : 128;
+    if (T > n_kv) T = n_kv;
+    const size_t ldq = (size_t)H * DK, ldk = (size_t)HKV * DK, ldv = mla ? ldk : (size_t)HKV * DV;
+    float *q = malloc(sizeof(float) * ldq * T), *k = malloc(sizeof(float) * ldk * n_kv);
+    float *v = mla ? k : malloc(sizeof(float) * ldv * n_kv);
+    float *out = malloc(sizeof(float) * (size_t)H * DV * T);
+    float *scratch = malloc(sizeof(float) * (size_t)(pool ? tp_n_threads(pool) : 1) * n_kv);
+    int32_t *pos = malloc(sizeof(int32_t) * T);
+    for (size_t i = 0; i < ldq * T; i++) q[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+    for (size_t i = 0; i < ldk * n_kv; i++) k[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
+    if (!mla)
+        for (size_t i = 0; i < ldv * n_kv; i++) v[i] = (float)((i * 31) % 1000) / 1000.0f;
+    double macs = 0;
+    for (int t = 0; t < T; t++) {
+        pos[t] = n_kv - T + t;
+        macs += (double)(pos[t] + 1) * H * (DK + DV);
+    }
+    kern_attn a = {.n_tok = T,
+                   .n_kv = n_kv,
+                   .n_head = H,
+                   .n_head_kv = HKV,
+                   .head_dim_k = DK,
+                   .head_dim_v = DV,
+                   .scale = 1.0f / sqrtf((float)DK),
+                   .pos = pos,
+                   .q = q,
+                   .ldq = ldq,
+                   .k = k,
+                   .ldk = ldk,
+                   .v = v,
+                   .ldv = ldv,
+                   .out = out,
+                   .ldo = (size_t)H * DV,
+                   .scratch = scratch};
+    hearth_err err;
+    for (int vi = 0; vi < n_variants; vi++) {
+        if (kern_select(variants[vi], &err) < 0) continue;
+        const double per = attn_time(pool, &a);
+        printf("attn %-3s %-9s T=%-3d ctx %-6d %8.3f ms  %7.2f GMAC/s\n", shape, variants[vi], T,
+               n_kv, per * 1e3, macs / per * 1e-9);
+    }
+    free(q);
+    free(k);
+    if (!mla) free(v);
+    free(out);
+    free(scratch);
+    free(pos);
 }
 
 int main(int argc, char **argv) {
@@ -58,6 +129,14 @@ int main(int argc, char **argv) {
         n_variants = 0;
         for (char *tok = strtok(vbuf, " ,"); tok && n_variants < 8; tok = strtok(NULL, " ,"))
             variants[n_variants++] = tok;
+    }
+    const char *ea = getenv("KB_ATTN");
+    if (ea && *ea) {
+        attn_bench(pool, ea, argc > 1 ? toks[0] : 64, variants, n_variants);
+        tp_free(pool);
+        free(x);
+        free(y);
+        return 0;
     }
     for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
         size_t rb;
