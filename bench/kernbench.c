@@ -55,7 +55,8 @@ static void attn_bench(tp_pool *pool, const char *shape, int T, const char *cons
     float *q = malloc(sizeof(float) * ldq * T), *k = malloc(sizeof(float) * ldk * n_kv);
     float *v = mla ? k : malloc(sizeof(float) * ldv * n_kv);
     float *out = malloc(sizeof(float) * (size_t)H * DV * T);
-    float *scratch = malloc(sizeof(float) * (size_t)(pool ? tp_n_threads(pool) : 1) * n_kv);
+    float *scratch =
+        malloc(sizeof(float) * kern_attn_scratch_floats(tp_n_threads(pool), n_kv, H, DV, T));
     int32_t *pos = malloc(sizeof(int32_t) * T);
     for (size_t i = 0; i < ldq * T; i++) q[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
     for (size_t i = 0; i < ldk * n_kv; i++) k[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;

@@ -9,6 +9,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels/avx2_impl.h" /* AVX2 target macro, avx2_hsum8 */
@@ -249,8 +250,9 @@ AVX2 void kern_avx2_rope(const kern_rope_params *p, float *x, size_t ld, int n_t
 
 /* ---- attention ---------------------------------------------------------- */
 
-#define ATT_BLOCK 64 /* cache positions per block (see attn_task) */
-#define ATT_HEADS 8  /* query heads per task at most */
+#define ATT_BLOCK KERN_ATT_BLOCK /* cache positions per block (see attn_task) */
+#define ATT_HEADS KERN_ATT_HEADS /* query heads per task at most */
+#define ATT_SPAN  KERN_ATT_SPAN  /* positions per online softmax, merged after */
 
 /* Scores of H query rows q[0..H) against K key rows k[0..K) (n columns):
  * out[h * ATT_BLOCK + kk] = scale * dot. Each (h, kk) is one FMA chain over
@@ -306,15 +308,25 @@ AVX2 static inline __attribute__((always_inline)) void dot_tile(const float *con
  * add_weighted_tile), each key row read from memory once for all the
  * task's heads, with the softmax done online per head (a running max m and sum
  * l; the output row, used as the accumulator, is rescaled when m grows).
- * Every head's arithmetic is the same whichever heads share its task, so
- * results do not depend on the grouping nor on the thread count. The
- * scratch of kern_attn is not needed. */
+ *
+ * The online softmax starts afresh every ATT_SPAN positions, and the spans'
+ * partial results (o, m, l) are merged in span order (attn_merge). A batch's
+ * task walks its spans one after the other; a decode of a few tokens on
+ * several threads gives each span a task of its own instead (the cache read
+ * once by all the threads together, where a task per head group would read
+ * all of it, each), then merges. Either way every head's arithmetic is the
+ * same, whichever heads share its task, whether its token comes alone or in
+ * a batch, on any thread count. */
 
 typedef struct attn_job {
     const kern_attn *a;
     int group;    /* query heads per kv head */
     int per_task; /* query heads per task (<= ATT_HEADS) */
     int chunks;   /* tasks per (token, kv head) */
+    int n_span;   /* split decode: spans of the longest token */
+    double *pl;   /* split decode: partial sums [t][h][span] */
+    float *pm;    /* split decode: partial maxima, in the same order */
+    float *po;    /* split decode: partial outputs, head_dim_v floats each */
 } attn_job;
 
 /* o[0..n) *= f */
@@ -436,31 +448,21 @@ AVX2 static void add_weighted(float *const *o, int nh, float (*p)[ATT_BLOCK], co
     }
 }
 
-AVX2 static void attn_task(void *ctx, int task, int thread) {
-    (void)thread;
-    const attn_job *job = ctx;
-    const kern_attn *a = job->a;
-    const int chunk = task % job->chunks, g = (task / job->chunks) % a->n_head_kv;
-    const int t = task / job->chunks / a->n_head_kv;
-    const int h0 = g * job->group + chunk * job->per_task;
-    const int nh = job->group - chunk * job->per_task < job->per_task
-                       ? job->group - chunk * job->per_task
-                       : job->per_task;
-    const int n = a->pos[t] + 1, dk = a->head_dim_k, dv = a->head_dim_v;
-    const float *q[ATT_HEADS];
-    float *o[ATT_HEADS], mx[ATT_HEADS];
-    double l[ATT_HEADS];
+/* Cache positions [p0, p1) for the nh heads q[i] of kv head g, from a fresh
+ * online softmax: o[i] (dv floats, overwritten) = sum exp(s - mx[i]) v and
+ * l[i] = sum exp(s - mx[i]). */
+AVX2 static void attn_span(const kern_attn *a, int g, const float *const *q, float *const *o,
+                           int nh, int p0, int p1, float *mx, double *l) {
+    const int dk = a->head_dim_k, dv = a->head_dim_v;
+    const float *k = a->k + (size_t)g * dk, *v = a->v + (size_t)g * dv;
     float sc[ATT_HEADS][ATT_BLOCK];
     for (int i = 0; i < nh; i++) {
-        q[i] = a->q + (size_t)t * a->ldq + (size_t)(h0 + i) * dk;
-        o[i] = a->out + (size_t)t * a->ldo + (size_t)(h0 + i) * dv;
         memset(o[i], 0, sizeof(float) * (size_t)dv);
         mx[i] = -INFINITY;
         l[i] = 0;
     }
-    const float *k = a->k + (size_t)g * dk, *v = a->v + (size_t)g * dv;
-    for (int j0 = 0; j0 < n; j0 += ATT_BLOCK) {
-        const int nb = n - j0 < ATT_BLOCK ? n - j0 : ATT_BLOCK;
+    for (int j0 = p0; j0 < p1; j0 += ATT_BLOCK) {
+        const int nb = p1 - j0 < ATT_BLOCK ? p1 - j0 : ATT_BLOCK;
         scores(q, nh, k + (size_t)j0 * a->ldk, a->ldk, nb, dk, a->scale, sc);
         for (int i = 0; i < nh; i++) {
             float bm = sc[i][0];
@@ -496,17 +498,126 @@ AVX2 static void attn_task(void *ctx, int task, int thread) {
         }
         add_weighted(o, nh, sc, v + (size_t)j0 * a->ldv, a->ldv, nb, dv);
     }
+}
+
+/* (o, m, l) and a span's (os, ms, ls) merged into (o, m, l): both rescaled
+ * to the larger max. */
+AVX2 static void attn_merge(float *o, float *m, double *l, const float *os, float ms, double ls,
+                            int dv) {
+    const bool up = ms > *m;
+    const float f = up ? expf(*m - ms) : expf(ms - *m);
+    const __m256 vf = _mm256_set1_ps(f);
+    int d = 0;
+    for (; d + 8 <= dv; d += 8) {
+        const __m256 x = _mm256_loadu_ps(o + d), y = _mm256_loadu_ps(os + d);
+        _mm256_storeu_ps(o + d, up ? _mm256_fmadd_ps(x, vf, y) : _mm256_fmadd_ps(y, vf, x));
+    }
+    for (; d < dv; d++) o[d] = up ? fmaf(o[d], f, os[d]) : fmaf(os[d], f, o[d]);
+    *l = up ? *l * f + ls : *l + ls * f;
+    if (up) *m = ms;
+}
+
+/* A task's heads: token t, kv head g, query heads h0 .. h0 + nh - 1. */
+static void attn_heads(const attn_job *job, int task, int *t, int *g, int *h0, int *nh) {
+    const int chunk = task % job->chunks;
+    *g = (task / job->chunks) % job->a->n_head_kv;
+    *t = task / job->chunks / job->a->n_head_kv;
+    *h0 = *g * job->group + chunk * job->per_task;
+    const int left = job->group - chunk * job->per_task;
+    *nh = left < job->per_task ? left : job->per_task;
+}
+
+/* A task's spans one after the other (the first straight into the output
+ * rows, the next ones in the thread's scratch), then o / l. */
+AVX2 static void attn_task(void *ctx, int task, int thread) {
+    const attn_job *job = ctx;
+    const kern_attn *a = job->a;
+    int t, g, h0, nh;
+    attn_heads(job, task, &t, &g, &h0, &nh);
+    const int n = a->pos[t] + 1, dk = a->head_dim_k, dv = a->head_dim_v;
+    const float *q[ATT_HEADS] = {0};
+    float *o[ATT_HEADS] = {0}, *os[ATT_HEADS] = {0}, mx[ATT_HEADS], ms[ATT_HEADS];
+    double l[ATT_HEADS], ls[ATT_HEADS];
+    for (int i = 0; i < nh; i++) {
+        q[i] = a->q + (size_t)t * a->ldq + (size_t)(h0 + i) * dk;
+        o[i] = a->out + (size_t)t * a->ldo + (size_t)(h0 + i) * dv;
+        os[i] = a->scratch + ((size_t)thread * ATT_HEADS + (size_t)i) * (size_t)dv;
+    }
+    attn_span(a, g, q, o, nh, 0, n < ATT_SPAN ? n : ATT_SPAN, mx, l);
+    for (int p0 = ATT_SPAN; p0 < n; p0 += ATT_SPAN) {
+        attn_span(a, g, q, os, nh, p0, n - p0 < ATT_SPAN ? n : p0 + ATT_SPAN, ms, ls);
+        for (int i = 0; i < nh; i++) attn_merge(o[i], &mx[i], &l[i], os[i], ms[i], ls[i], dv);
+    }
     for (int i = 0; i < nh; i++) scale_row(o[i], (float)(1.0 / l[i]), dv);
+}
+
+/* Split decode, first step: one span of a task's heads, into the partials. */
+AVX2 static void attn_split_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const attn_job *job = ctx;
+    const kern_attn *a = job->a;
+    const int s = task % job->n_span;
+    int t, g, h0, nh;
+    attn_heads(job, task / job->n_span, &t, &g, &h0, &nh);
+    const int n = a->pos[t] + 1, p0 = s * ATT_SPAN;
+    if (p0 >= n) return; /* a shorter token of the batch */
+    const size_t dv = (size_t)a->head_dim_v;
+    const size_t at = ((size_t)t * (size_t)a->n_head + (size_t)h0) * (size_t)job->n_span + s;
+    const float *q[ATT_HEADS] = {0};
+    float *o[ATT_HEADS] = {0}, mx[ATT_HEADS];
+    double l[ATT_HEADS];
+    for (int i = 0; i < nh; i++) {
+        q[i] = a->q + (size_t)t * a->ldq + (size_t)(h0 + i) * (size_t)a->head_dim_k;
+        o[i] = job->po + (at + (size_t)i * job->n_span) * dv;
+    }
+    attn_span(a, g, q, o, nh, p0, n - p0 < ATT_SPAN ? n : p0 + ATT_SPAN, mx, l);
+    for (int i = 0; i < nh; i++) {
+        job->pm[at + (size_t)i * job->n_span] = mx[i];
+        job->pl[at + (size_t)i * job->n_span] = l[i];
+    }
+}
+
+/* Split decode, second step: a (token, head)'s spans merged in order. */
+AVX2 static void attn_merge_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const attn_job *job = ctx;
+    const kern_attn *a = job->a;
+    const int t = task / a->n_head, h = task % a->n_head, n = a->pos[t] + 1;
+    const int dv = a->head_dim_v;
+    const size_t at = (size_t)task * (size_t)job->n_span;
+    float *o = a->out + (size_t)t * a->ldo + (size_t)h * (size_t)dv;
+    memcpy(o, job->po + at * (size_t)dv, sizeof(float) * (size_t)dv);
+    float m = job->pm[at];
+    double l = job->pl[at];
+    for (int s = 1; s < n / ATT_SPAN + (n % ATT_SPAN != 0); s++)
+        attn_merge(o, &m, &l, job->po + (at + s) * (size_t)dv, job->pm[at + s], job->pl[at + s],
+                   dv);
+    scale_row(o, (float)(1.0 / l), dv);
 }
 
 void kern_avx2_attention(tp_pool *pool, const kern_attn *a) {
     if (a->n_tok <= 0 || a->n_head <= 0 || a->n_head_kv <= 0) return;
     attn_job job = {.a = a, .group = a->n_head / a->n_head_kv};
+    const int threads = tp_n_threads(pool);
+    int n_max = 0;
+    for (int t = 0; t < a->n_tok; t++)
+        if (a->pos[t] + 1 > n_max) n_max = a->pos[t] + 1;
+    job.per_task = job.group < ATT_HEADS ? job.group : ATT_HEADS;
+    const int64_t base = (int64_t)a->n_tok * a->n_head_kv;
+    if (threads > 1 && a->n_tok <= KERN_ATT_SPLIT_TOK && n_max > ATT_SPAN) {
+        job.chunks = (job.group + job.per_task - 1) / job.per_task;
+        job.n_span = (n_max + ATT_SPAN - 1) / ATT_SPAN;
+        const size_t parts = (size_t)a->n_tok * (size_t)a->n_head * (size_t)job.n_span;
+        job.pl = (double *)(((uintptr_t)a->scratch + 7) & ~(uintptr_t)7);
+        job.pm = (float *)(job.pl + parts);
+        job.po = job.pm + parts;
+        tp_run(pool, attn_split_task, &job, (int)(base * job.chunks * job.n_span));
+        tp_run(pool, attn_merge_task, &job, a->n_tok * a->n_head);
+        return;
+    }
     /* as many heads per task as keeps every thread busy (2 tasks each), at
      * most ATT_HEADS: the results are the same for any choice */
-    const int64_t want = 2 * (int64_t)tp_n_threads(pool);
-    const int64_t base = (int64_t)a->n_tok * a->n_head_kv;
-    job.per_task = job.group < ATT_HEADS ? job.group : ATT_HEADS;
+    const int64_t want = 2 * (int64_t)threads;
     while (job.per_task > 1 && base * ((job.group + job.per_task - 1) / job.per_task) < want)
         job.per_task = (job.per_task + 1) / 2;
     job.chunks = (job.group + job.per_task - 1) / job.per_task;

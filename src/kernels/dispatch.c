@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/avx2_ops.h" /* kern_avx2_attn_scratch */
 #include "kernels/kernels.h"
 #include "kernels/ref.h"
 #include "kernels/repack.h"
@@ -286,6 +287,14 @@ void kern_swiglu(float *out, const float *gate, const float *up, int64_t n) {
 void kern_rope(const kern_rope_params *p, float *x, size_t ld, int n_tok, int n_head, int head_dim,
                const int32_t *pos) {
     ops()->rope(p, x, ld, n_tok, n_head, head_dim, pos);
+}
+
+size_t kern_attn_scratch_floats(int n_threads, int n_kv, int n_head, int head_dim_v, int n_tok) {
+    /* the reference: a row of n_kv scores per thread */
+    const uint64_t ref =
+        (uint64_t)(n_threads > 0 ? n_threads : 1) * (uint64_t)(n_kv > 0 ? n_kv : 0);
+    const size_t fast = kern_avx2_attn_scratch(n_threads, n_kv, n_head, head_dim_v, n_tok);
+    return ref > fast ? (ref > SIZE_MAX ? SIZE_MAX : (size_t)ref) : fast;
 }
 
 void kern_attention(tp_pool *pool, const kern_attn *a) {

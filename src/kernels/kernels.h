@@ -201,7 +201,8 @@ void kern_rope(const kern_rope_params *p, float *x, size_t ld, int n_tok, int n_
  *   out: [n_tok] rows, stride ldo, each n_head heads of head_dim_v
  * Query t attends to cache positions 0..pos[t] (inclusive; pos[t] < n_kv):
  *   out = softmax(scale * q.k) . v
- * scratch: tp_n_threads(pool) * n_kv floats. */
+ * scratch: kern_attn_scratch_floats(...) floats for the call's shape (or any
+ * larger one: more threads, positions, heads or tokens). */
 typedef struct kern_attn {
     int n_tok, n_kv;
     int n_head, n_head_kv;
@@ -220,6 +221,11 @@ typedef struct kern_attn {
 } kern_attn;
 
 void kern_attention(tp_pool *pool, const kern_attn *a);
+
+/* Floats of kern_attn.scratch for up to n_tok queries of n_head heads of
+ * head_dim_v over n_kv cache positions, on n_threads threads, enough for
+ * every kernel variant. SIZE_MAX where that does not fit a size_t. */
+size_t kern_attn_scratch_floats(int n_threads, int n_kv, int n_head, int head_dim_v, int n_tok);
 
 /* Opt-in count of the bytes the kernels read from weights and the KV cache
  * (benchmarks, tests), to check a model's bytes per token by measurement.

@@ -114,7 +114,7 @@ typedef struct ds2_scratch {
     float *rl;    /* [B][n_expert] router logits */
     float *wts;   /* [B][n_used] expert weights */
     float *rs;    /* [2*n_expert + n_group] routing scratch */
-    float *attn;  /* [n_threads][n_ctx] attention scratch */
+    float *attn;  /* kern_attention's scratch */
     float *row;   /* [n_threads][n_nope][kv_lora_rank] a head's attn_kv_b rows, dequantized */
     int *ids;     /* [B][n_used] chosen experts */
     int *e_start; /* [n_expert + 1] offsets into e_list */
@@ -567,7 +567,9 @@ static int ds2_ctx_init(model_ctx *c, hearth_err *err) {
         !(s->rl = model_ctx_floats(c, mul(B, nx), err)) ||
         !(s->wts = model_ctx_floats(c, mul(B, nu), err)) ||
         !(s->rs = model_ctx_floats(c, 3 * nx, err)) ||
-        !(s->attn = model_ctx_floats(c, mul(nt, (size_t)c->n_ctx), err)) ||
+        !(s->attn = model_ctx_floats(
+              c, kern_attn_scratch_floats((int)nt, c->n_ctx, hp->n_head, (int)kvr, c->n_batch),
+              err)) ||
         !(s->row =
               model_ctx_floats(c, mul(nt, mul(w->split_kv_b ? 1 : (size_t)w->n_nope, kvr)), err)) ||
         !(s->ids = ds2_ints(c, mul(B, nu), err)) || !(s->e_start = ds2_ints(c, nx + 1, err)) ||

@@ -43,7 +43,7 @@ typedef struct llama_scratch {
     float *att;   /* [n_batch][n_head*hd_v] attention output */
     float *hb;    /* [n_batch][n_ff]    gate, then silu(gate)*up */
     float *hb2;   /* [n_batch][n_ff]    up */
-    float *score; /* [n_threads][n_ctx] attention weights per worker */
+    float *score; /* kern_attention's scratch */
 } llama_scratch;
 
 static int load_common(model *m, kern_rope_mode mode, hearth_err *err) {
@@ -129,7 +129,11 @@ static int llama_ctx_init(model_ctx *c, hearth_err *err) {
         !(s->att = model_ctx_floats(c, B * hp->n_head * hp->head_dim_v, err)) ||
         !(s->hb = model_ctx_floats(c, B * hp->n_ff, err)) ||
         !(s->hb2 = model_ctx_floats(c, B * hp->n_ff, err)) ||
-        !(s->score = model_ctx_floats(c, (size_t)model_n_threads(c->m) * c->n_ctx, err)))
+        !(s->score =
+              model_ctx_floats(c,
+                               kern_attn_scratch_floats(model_n_threads(c->m), c->n_ctx, hp->n_head,
+                                                        hp->head_dim_v, c->n_batch),
+                               err)))
         return -1;
     return 0;
 }

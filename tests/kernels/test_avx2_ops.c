@@ -177,12 +177,17 @@ static void check_attention(int T, int n_kv, int H, int HKV, int DK, int DV, boo
     float *q = malloc(sizeof(float) * ldq * T), *k = malloc(sizeof(float) * ldk * n_kv);
     float *v = shared_kv ? k : malloc(sizeof(float) * ldv * n_kv);
     float *out = malloc(sizeof(float) * ldo * T);
-    float *scratch = malloc(sizeof(float) * (size_t)tp_n_threads(pool) * n_kv);
+    float *scratch =
+        malloc(sizeof(float) * kern_attn_scratch_floats(tp_n_threads(pool), n_kv, H, DV, T));
     int32_t *pos = malloc(sizeof(int32_t) * T);
     double *s = malloc(sizeof(double) * n_kv);
     for (size_t i = 0; i < ldq * T; i++) q[i] = ktu_frand() * 2;
-    for (size_t i = 0; i < ldk * n_kv; i++) /* later keys larger: the running max grows */
-        k[i] = ktu_frand() * 2 * (1.0f + (float)(i / ldk) / 40.0f);
+    /* later keys larger: the running max grows (more slowly over a long
+     * cache, whose scores would grow beyond what float rounds to within the
+     * tolerance below) */
+    const float growth = n_kv > 300 ? 400.0f : 40.0f;
+    for (size_t i = 0; i < ldk * n_kv; i++)
+        k[i] = ktu_frand() * 2 * (1.0f + (float)(i / ldk) / growth);
     if (!shared_kv)
         for (size_t i = 0; i < ldv * n_kv; i++) v[i] = ktu_frand();
     for (int t = 0; t < T; t++) pos[t] = n_kv - T + t;
@@ -264,6 +269,10 @@ static void test_attention(void **state) {
     check_attention(3, 300, 16, 1, 72, 64, true, pool);    /* MLA, blocks of the cache, 16 heads */
     check_attention(2, 150, 12, 2, 128, 128, false, pool); /* GQA 6:1 over several blocks */
     check_attention(1, 129, 3, 3, 40, 24, false, pool);    /* a block and one position */
+    /* spans merged: split across the threads (decode), or one task's (batch) */
+    check_attention(2, 1100, 16, 1, 72, 64, true, pool);  /* MLA-like, 3 spans */
+    check_attention(1, 1537, 12, 2, 64, 40, false, pool); /* GQA, one position past 3 spans */
+    check_attention(6, 1030, 4, 2, 40, 24, false, pool);  /* a batch across a span's end */
     tp_free(pool);
 }
 

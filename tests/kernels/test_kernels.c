@@ -332,7 +332,7 @@ static void test_attention(void **state) {
     int32_t pos[T] = {6, 7, 8};
     hearth_err err;
     tp_pool *pool = tp_new(2, &err);
-    float *scratch = malloc(sizeof(float) * 2 * NKV);
+    float *scratch = malloc(sizeof(float) * kern_attn_scratch_floats(2, NKV, H, DV, T));
     kern_attn a = {.n_tok = T,
                    .n_kv = NKV,
                    .n_head = H,
