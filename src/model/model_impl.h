@@ -52,11 +52,12 @@ struct model_ctx {
     int n_ctx;
     int n_batch;
     int n_past;
-    float *k_cache; /* [n_layer][n_ctx][kv_k_width] */
-    float *v_cache; /* [n_layer][n_ctx][kv_v_width] */
-    int32_t *pos;   /* [n_batch] positions of the current batch */
-    void *scratch;  /* the architecture's per-context buffers */
-    size_t bytes;   /* allocated by this context */
+    float *k_cache;        /* [n_layer][n_ctx][kv_k_width] */
+    float *v_cache;        /* [n_layer][n_ctx][kv_v_width] */
+    size_t k_huge, v_huge; /* their bytes where in huge pages (hm_alloc), else 0 */
+    int32_t *pos;          /* [n_batch] positions of the current batch */
+    void *scratch;         /* the architecture's per-context buffers */
+    size_t bytes;          /* allocated by this context */
     model_observer obs;
     void *obs_ud;
 };

@@ -180,6 +180,18 @@ static void test_load_modes(void **state) {
             }
             free(one);
             model_ctx_free(c);
+            /* a context whose KV cache takes 64 MiB or more (in huge pages
+             * where the kernel grants them) gives the same logits */
+            const size_t per_pos =
+                model_kv_bytes_per_token(m) * (size_t)model_hparams_of(m)->n_layer;
+            c = model_ctx_new(m, (int)(((size_t)64 << 20) / per_pos + 64), 16, &err);
+            assert_non_null(c);
+            float *big = malloc(sizeof(float) * N * (size_t)V);
+            assert_non_null(big);
+            assert_int_equal(model_eval(c, toks, N, 0, big, MODEL_LOGITS_ALL, &err), 0);
+            assert_memory_equal(big, lg[i], sizeof(float) * N * (size_t)V);
+            free(big);
+            model_ctx_free(c);
             model_free(m);
         }
         assert_memory_equal(lg[0], lg[1], sizeof(float) * 9 * (size_t)V);
