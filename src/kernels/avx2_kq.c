@@ -972,6 +972,28 @@ AVX2 static inline AI void r8_q4k(const int T, const uint8_t *w, const uint8_t *
 #define R8_UNPACK_MIN_T 16
 #endif
 
+/* Batches on a repacked matrix by the row-layout tile: each group's 8 rows
+ * restored into scratch by unpack, then tile on them, with its own scratch
+ * after the MAX_ROWS rows (r8_restored_scratch). */
+typedef void (*r8_unpack_fn)(const uint8_t *grp, size_t row_bytes, int64_t nsb, uint8_t *rows);
+
+static void r8_restored_tile(r8_unpack_fn unpack, avx2_tile_fn tile, const uint8_t *w,
+                             size_t row_bytes, int nr, const uint8_t *act, size_t act_stride,
+                             int nt, int64_t n, float *y, size_t ldy, uint8_t *scratch) {
+    const size_t gb = KERN_R8_ROWS * row_bytes;
+    for (int r = 0; r < nr; r += KERN_R8_ROWS)
+        unpack(w + (size_t)(r / KERN_R8_ROWS) * gb, row_bytes, n / 256,
+               scratch + (size_t)r * row_bytes);
+    tile(scratch, row_bytes, nr, act, act_stride, nt, n, y, ldy,
+         scratch + (size_t)MAX_ROWS * row_bytes);
+}
+
+/* The row tiles' scratch plus MAX_ROWS rows of sb bytes per superblock. */
+static size_t r8_restored_scratch(int64_t n, size_t sb) {
+    const size_t k = k_scratch_bytes(n), rows = (size_t)MAX_ROWS * (size_t)(n / 256) * sb;
+    return k > SIZE_MAX - rows ? SIZE_MAX : k + rows;
+}
+
 #ifdef K_R16
 /* A group's 8 rows restored (kern_r8_unpack's bytes): the quants by
  * avx2_r8_transpose, which is its own inverse on 8 x 8 4-byte values. */
@@ -1086,11 +1108,8 @@ AVX2 static void tile_q4_K_r8(const uint8_t *w, size_t row_bytes, int nr, const 
     const uint8_t *end = w + (size_t)nr * row_bytes;
     if (nt >= R8_UNPACK_MIN_T) {
 #ifdef K_R16 /* the 16-row AVX-512 tiles, on the rows restored */
-        for (int r = 0; r < nr; r += KERN_R8_ROWS)
-            r8_q4k_unpack(w + (size_t)(r / KERN_R8_ROWS) * gb, row_bytes, nsb,
-                          scratch + (size_t)r * row_bytes);
-        tile_q4_K(scratch, row_bytes, nr, act, act_stride, nt, n, y, ldy,
-                  scratch + (size_t)MAX_ROWS * row_bytes);
+        r8_restored_tile(r8_q4k_unpack, tile_q4_K, w, row_bytes, nr, act, act_stride, nt, n, y, ldy,
+                         scratch);
 #else /* each group decoded as k_tile decodes 8 rows, then its micro-kernels */
         for (int r = 0; r < nr; r += KERN_R8_ROWS) {
             r8_q4k_decode(w + (size_t)(r / KERN_R8_ROWS) * gb, nsb, (k_dec *)scratch);
@@ -1262,11 +1281,8 @@ AVX2 static void tile_q6_K_r8(const uint8_t *w, size_t row_bytes, int nr, const 
     const size_t gb = KERN_R8_ROWS * row_bytes;
     const uint8_t *end = w + (size_t)nr * row_bytes;
     if (nt >= R8_UNPACK_MIN_T) {
-        for (int r = 0; r < nr; r += KERN_R8_ROWS)
-            r8_q6k_unpack(w + (size_t)(r / KERN_R8_ROWS) * gb, row_bytes, nsb,
-                          scratch + (size_t)r * row_bytes);
-        tile_q6_K(scratch, row_bytes, nr, act, act_stride, nt, n, y, ldy,
-                  scratch + (size_t)MAX_ROWS * row_bytes);
+        r8_restored_tile(r8_q6k_unpack, tile_q6_K, w, row_bytes, nr, act, act_stride, nt, n, y, ldy,
+                         scratch);
         return;
     }
     for (int r = 0; r < nr; r += KERN_R8_ROWS) {
@@ -1286,16 +1302,14 @@ AVX2 static void tile_q6_K_r8(const uint8_t *w, size_t row_bytes, int nr, const 
 }
 
 static size_t r8_scratch_bytes6(int64_t n) {
-    const size_t k = k_scratch_bytes(n), rows = (size_t)MAX_ROWS * (size_t)(n / 256) * 210;
-    return k > SIZE_MAX - rows ? SIZE_MAX : k + rows;
+    return r8_restored_scratch(n, 210);
 }
 
 static const avx2_type type_tile_q6_K_r8 = {&act_k_fmt, tile_q6_K_r8,      MAX_ROWS,
                                             MAX_TOKENS, r8_scratch_bytes6, NULL};
 
 static size_t r8_scratch_bytes(int64_t n) {
-    const size_t k = k_scratch_bytes(n), rows = (size_t)MAX_ROWS * (size_t)(n / 256) * 144;
-    return k > SIZE_MAX - rows ? SIZE_MAX : k + rows;
+    return r8_restored_scratch(n, 144);
 }
 
 static const avx2_type type_tile_q4_K_r8 = {&act_k_fmt, tile_q4_K_r8,     MAX_ROWS,
