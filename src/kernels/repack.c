@@ -50,17 +50,19 @@ static void move_block(ht_type type, uint8_t *o, uint8_t *b, int r, int to_grp) 
 
 void kern_r8_pack(ht_type type, const uint8_t *rows, size_t row_bytes, uint8_t *grp) {
     const size_t bb = (size_t)block_bytes(type), nsb = bb ? row_bytes / bb : 0;
+    const size_t sb = kern_r8_sb(type);
     for (size_t s = 0; s < nsb; s++)
         for (int r = 0; r < KERN_R8_ROWS; r++)
-            move_block(type, grp + s * kern_r8_sb(type),
+            move_block(type, grp + s * sb,
                        (uint8_t *)(uintptr_t)(rows + (size_t)r * row_bytes + s * bb), r, 1);
 }
 
 void kern_r8_unpack(ht_type type, const uint8_t *grp, size_t row_bytes, int r0, int n,
                     uint8_t *rows) {
     const size_t bb = (size_t)block_bytes(type), nsb = bb ? row_bytes / bb : 0;
+    const size_t sb = kern_r8_sb(type);
     for (size_t s = 0; s < nsb; s++)
         for (int r = r0; r < r0 + n; r++)
-            move_block(type, (uint8_t *)(uintptr_t)(grp + s * kern_r8_sb(type)),
+            move_block(type, (uint8_t *)(uintptr_t)(grp + s * sb),
                        rows + (size_t)(r - r0) * row_bytes + s * bb, r, 0);
 }
