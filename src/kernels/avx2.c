@@ -295,12 +295,19 @@ static bool avx2_act_bf16(ht_type t) {
     return ty && ty->act && ty->act->bf16;
 }
 
+#ifdef HEARTH_VNNI
+#include "kernels/amx.h"
+#endif
+
 const kern_ops V_OPS = {
     .name = V_NAME,
     .matmul = avx2_matmul,
     .matmul_n = avx2_matmul_n,
     .act_block = avx2_act_block,
     .act_bf16 = avx2_act_bf16,
+#ifdef HEARTH_VNNI
+    .amx = amx_on,
+#endif
     .get_row = avx2_get_row,
     .rmsnorm = kern_avx2_rmsnorm,
     .softmax = kern_avx2_softmax,

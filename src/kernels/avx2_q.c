@@ -36,7 +36,9 @@
  *     that one maddubs covers 8 rows x 4 values and a block's 8 row totals
  *     land in one register, x 4 tokens (Q4_0 / Q5_0 unsigned, with no sign
  *     step); Q4_1, Q5_1 -> their 32 values (unsigned) and F32 scales, 4
- *     rows x 3 tokens. */
+ *     rows x 3 tokens. In the avx512 build where the CPU has AMX (amx.h),
+ *     batches of 16 tokens or more of the kinds without a min take each
+ *     block's 16 x 16 integer dots in one tile product (amx_tile). */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 #include <cpuid.h>
@@ -986,6 +988,165 @@ INLINE void r16_batch(const uint8_t *w, size_t rb, int sr, const uint8_t *lim,
         }
     }
 }
+
+/* ---- AMX batches (kinds without a min) --------------------------------- */
+
+/* Where amx_on(), batches of AMX_MIN tokens or more take a block's integer
+ * dots for 16 tokens x 16 rows in one tdpbsud: A = the 16 tokens' 32
+ * activation bytes, loaded straight from their act_q8 blocks, B = the
+ * block's 16-row group as r16_unpack lays it out (8 rows of 16 x 4 unsigned
+ * values: AMX's B layout already). C's row t is then token t's 16 row sums,
+ * the integers r16_micro's vpdpbusd chains compute; the offset and float
+ * steps are r16_micro's, so every value is bitwise as in the other paths. */
+#define AMX_MIN 16
+#ifdef HEARTH_VNNI_EMULATE
+#define AMX_ATTR AVX2
+#else
+#define AMX_ATTR                                                                                   \
+    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-"       \
+                          "int8")))
+#endif
+#define AMX_INLINE AMX_ATTR static inline __attribute__((always_inline))
+#include "kernels/amx.h"
+
+/* Tiles (numbers, not an enum: GCC's intrinsics paste them into register
+ * names): two of each, C (tokens x 16 rows, int32), A (tokens x a block's
+ * 32 bytes), B (8 x (16 rows x 4 values)), so that one block's product runs
+ * while the one before is stored and the one before that scaled. */
+#define AMX_C0 0
+#define AMX_C1 1
+#define AMX_A0 2
+#define AMX_A1 3
+#define AMX_B0 4
+#define AMX_B1 5
+
+/* The tiles for T tokens (1..16). Clears them. */
+AMX_INLINE void amx_config(int T) {
+    amx_cfg c;
+    memset(&c, 0, sizeof(c));
+    c.palette = 1;
+    for (int i = 0; i < 2; i++) {
+        c.rows[AMX_C0 + i] = (uint8_t)T, c.colsb[AMX_C0 + i] = 64;
+        c.rows[AMX_A0 + i] = (uint8_t)T, c.colsb[AMX_A0 + i] = 32;
+        c.rows[AMX_B0 + i] = 8, c.colsb[AMX_B0 + i] = 64;
+    }
+    AMX_CFG(&c);
+}
+
+/* Block b's product into tile C from tiles A, B. */
+#define AMX_ISSUE(C, A, B, b)                                                                      \
+    do {                                                                                           \
+        AMX_LOAD(B, grp + (size_t)(b)*R16_BLK + 64, 64);                                           \
+        AMX_LOAD(A, act + (size_t)(b) * sizeof(act_q8) + offsetof(act_q8, qs), as);                \
+        AMX_ZERO(C);                                                                               \
+        AMX_DPBSUD(C, A, B);                                                                       \
+    } while (0)
+
+/* Block b's stored products c into the accumulators: r16_micro's steps,
+ * the offsets taken off as no[t * nb + b] = -act_off (wrapping: the same
+ * bits). */
+AMX_INLINE void amx_scale(const int32_t (*c)[16], const uint8_t *grp, const uint8_t *act, size_t as,
+                          const int32_t *no, int64_t nb, int64_t b, __m512 *acc, const int T) {
+    const __m512 d16 = _mm512_loadu_ps((const float *)(grp + (size_t)b * R16_BLK));
+    const uint8_t *ab = act + (size_t)b * sizeof(act_q8);
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+        const act_q8 *a = (const act_q8 *)(ab + (size_t)t * as);
+        const __m512i S = _mm512_add_epi32(_mm512_loadu_si512((const void *)c[t]),
+                                           _mm512_set1_epi32(no[(size_t)t * (size_t)nb + b]));
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S), _mm512_mul_ps(d16, _mm512_set1_ps(a->d)),
+                                 acc[t]);
+    }
+}
+
+/* One group of gn rows x T tokens at act, act + as, ... (the tiles
+ * configured for T): y[t * ldy + 0..gn) = the rows' results. Blocks alternate between the two
+ * tile sets: block b + 1's product is issued before block b's is stored and
+ * block b - 1's scaled. */
+AMX_INLINE void amx_micro(const uint8_t *grp, const uint8_t *act, size_t as, const int32_t *no,
+                          int64_t nb, float *y, size_t ldy, int gn, const int T) {
+    __m512 acc[16];
+    _Alignas(64) int32_t c[2][16][16];
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+    AMX_ISSUE(AMX_C0, AMX_A0, AMX_B0, 0);
+    for (int64_t b = 0;; b += 2) {
+        if (b + 1 < nb) AMX_ISSUE(AMX_C1, AMX_A1, AMX_B1, b + 1);
+        AMX_STORE(AMX_C0, c[0], 64);
+        if (b > 0) amx_scale(c[1], grp, act, as, no, nb, b - 1, acc, T);
+        if (b + 1 >= nb) {
+            amx_scale(c[0], grp, act, as, no, nb, b, acc, T);
+            break;
+        }
+        if (b + 2 < nb) AMX_ISSUE(AMX_C0, AMX_A0, AMX_B0, b + 2);
+        AMX_STORE(AMX_C1, c[1], 64);
+        amx_scale(c[0], grp, act, as, no, nb, b, acc, T);
+        if (b + 2 >= nb) {
+            amx_scale(c[1], grp, act, as, no, nb, b + 1, acc, T);
+            break;
+        }
+    }
+    const __mmask16 m = (__mmask16)((1u << gn) - 1);
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + (size_t)t * ldy, m, acc[t]);
+}
+
+/* Scratch of an AMX tile: every 16-row group of MAX_ROWS rows as
+ * r16_unpack lays it out, then the offsets of MAX_TOKENS tokens. */
+static size_t amx_scratch(int64_t n) {
+    return (size_t)(n / 32) * (R16_BLK * (MAX_ROWS / 16) + 4 * MAX_TOKENS) + 64;
+}
+
+/* A whole tile (nr rows x nt tokens): its row groups unpacked once, then per
+ * 16 tokens (their activations in L1) every group. */
+AMX_INLINE void amx_tile(const uint8_t *w, size_t rb, int nr, const uint8_t *act, size_t as, int nt,
+                         int64_t nb, float *y, size_t ldy, uint8_t *scratch, const int kind) {
+    uint8_t *u = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    int32_t *no = (int32_t *)(u + (size_t)((nr + 15) / 16) * (size_t)nb * R16_BLK);
+    for (int g0 = 0; g0 < nr; g0 += 16)
+        r16_unpack(w + (size_t)g0 * rb, rb, nr - g0 < 16 ? nr - g0 : 16, nb,
+                   u + (size_t)(g0 / 16) * (size_t)nb * R16_BLK, w + (size_t)nr * rb, kind);
+    for (int t = 0; t < nt; t++) {
+        const act_q8 *a = (const act_q8 *)(act + (size_t)t * as);
+        for (int64_t b = 0; b < nb; b++)
+            no[(size_t)t * (size_t)nb + b] = (int32_t)(0u - (uint32_t)act_off(&a[b], kind));
+    }
+    int cfg = 0; /* the tiles' token count */
+    for (int t0 = 0; t0 < nt; t0 += 16) {
+        const int tn = nt - t0 < 16 ? nt - t0 : 16;
+        if (tn != cfg) amx_config(cfg = tn);
+        for (int g0 = 0; g0 < nr; g0 += 16) {
+            const int gn = nr - g0 < 16 ? nr - g0 : 16;
+            const uint8_t *grp = u + (size_t)(g0 / 16) * (size_t)nb * R16_BLK;
+            const uint8_t *at = act + (size_t)t0 * as;
+            const int32_t *nt0 = no + (size_t)t0 * (size_t)nb;
+            float *yt = y + (size_t)t0 * ldy + g0;
+            if (tn == 16)
+                amx_micro(grp, at, as, nt0, nb, yt, ldy, gn, 16);
+            else
+                amx_micro(grp, at, as, nt0, nb, yt, ldy, gn, tn);
+        }
+    }
+    AMX_RELEASE();
+}
+
+/* Batch scratch of the kinds without a min. */
+static size_t q0_scratch(int64_t n) {
+    const size_t q = q_scratch(n), a = amx_scratch(n);
+    return q > a ? q : a;
+}
+
+#define AMX_TILE(name, kind)                                                                       \
+    AMX_ATTR static void name(const uint8_t *w, size_t rb, int nr, const uint8_t *act, size_t as,  \
+                              int nt, int64_t nb, float *y, size_t ldy, uint8_t *scratch) {        \
+        amx_tile(w, rb, nr, act, as, nt, nb, y, ldy, scratch, kind);                               \
+    }
+AMX_TILE(amx_q8_0, K_Q8_0)
+AMX_TILE(amx_q4_0, K_Q4_0)
+AMX_TILE(amx_q5_0, K_Q5_0)
+AMX_TILE(amx_iq4_nl, K_IQ4_NL)
+#else
+#define q0_scratch q_scratch
 #endif
 
 INLINE void tile_quant(const uint8_t *w, size_t rb, int nr, const uint8_t *act, size_t act_stride,
@@ -1001,6 +1162,15 @@ INLINE void tile_quant(const uint8_t *w, size_t rb, int nr, const uint8_t *act, 
         }
         return;
     }
+#ifdef Q_R16
+    if (!q_has_min(kind) && nt >= AMX_MIN && amx_on()) {
+        (kind == K_Q8_0   ? amx_q8_0
+         : kind == K_Q4_0 ? amx_q4_0
+         : kind == K_Q5_0 ? amx_q5_0
+                          : amx_iq4_nl)(w, rb, nr, act, act_stride, nt, nb, y, ldy, scratch);
+        return;
+    }
+#endif
     const act_q8 *a[MAX_TOKENS];
     for (int t = 0; t < nt; t++) a[t] = (const act_q8 *)(act + (size_t)t * act_stride);
     const size_t us = q_row_bytes(n);
@@ -1067,12 +1237,12 @@ static const avx2_type type_f16_bf = {&act_bf16_fmt, tile_f16_bf, MAX_ROWS,
 static const avx2_type type_bf16_bf = {&act_bf16_fmt, tile_bf16_bf, MAX_ROWS,
                                        MAX_TOKENS,    bf_scratch,   NULL};
 #endif
-static const avx2_type type_q8_0 = {&act_q8_fmt, tile_q8_0, MAX_ROWS,
-                                    MAX_TOKENS,  q_scratch, deq_q8_0};
-static const avx2_type type_q4_0 = {&act_q8_fmt, tile_q4_0, MAX_ROWS, MAX_TOKENS, q_scratch, NULL};
-static const avx2_type type_q5_0 = {&act_q8_fmt, tile_q5_0, MAX_ROWS, MAX_TOKENS, q_scratch, NULL};
+static const avx2_type type_q8_0 = {&act_q8_fmt, tile_q8_0,  MAX_ROWS,
+                                    MAX_TOKENS,  q0_scratch, deq_q8_0};
+static const avx2_type type_q4_0 = {&act_q8_fmt, tile_q4_0, MAX_ROWS, MAX_TOKENS, q0_scratch, NULL};
+static const avx2_type type_q5_0 = {&act_q8_fmt, tile_q5_0, MAX_ROWS, MAX_TOKENS, q0_scratch, NULL};
 static const avx2_type type_iq4_nl = {&act_q8_fmt, tile_iq4_nl, MAX_ROWS,
-                                      MAX_TOKENS,  q_scratch,   NULL};
+                                      MAX_TOKENS,  q0_scratch,  NULL};
 static const avx2_type type_q4_1 = {&act_q8_fmt, tile_q4_1, MAX_ROWS, MAX_TOKENS, q_scratch, NULL};
 static const avx2_type type_q5_1 = {&act_q8_fmt, tile_q5_1, MAX_ROWS, MAX_TOKENS, q_scratch, NULL};
 

@@ -88,6 +88,14 @@ EMU_FN void emu512_storeu_ps(void *p, emu_m512 v) {
     _mm256_storeu_ps(f, v.lo);
     _mm256_storeu_ps(f + 8, v.hi);
 }
+/* only the lanes whose mask bit is set are written */
+EMU_FN void emu512_mask_storeu_ps(void *p, __mmask16 m, emu_m512 v) {
+    float f[16], *o = p;
+    _mm256_storeu_ps(f, v.lo);
+    _mm256_storeu_ps(f + 8, v.hi);
+    for (int i = 0; i < 16; i++)
+        if (m >> i & 1) o[i] = f[i];
+}
 EMU_FN emu_m512i emu512_loadu_si512(const void *p) {
     const __m256i *q = p;
     return (emu_m512i){_mm256_loadu_si256(q), _mm256_loadu_si256(q + 1)};
@@ -224,6 +232,8 @@ EMU_FN emu_m512 emu512_dpbf16_ps(emu_m512 acc, emu_m512bh a, emu_m512bh b) {
 #define _mm512_loadu_ps emu512_loadu_ps
 #undef _mm512_storeu_ps
 #define _mm512_storeu_ps emu512_storeu_ps
+#undef _mm512_mask_storeu_ps
+#define _mm512_mask_storeu_ps emu512_mask_storeu_ps
 #undef _mm512_loadu_si512
 #define _mm512_loadu_si512 emu512_loadu_si512
 #undef _mm512_cvtepi32_ps

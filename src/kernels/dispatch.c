@@ -271,6 +271,11 @@ bool kern_act_bf16(ht_type t) {
     return o->act_bf16 && o->act_bf16(t);
 }
 
+bool kern_amx(void) {
+    const kern_ops *o = ops();
+    return o->amx && o->amx();
+}
+
 void kern_rmsnorm(float *y, const float *x, const float *w, int n, int n_tok, float eps) {
     if (COUNTING() && w) count((uint64_t)n * sizeof(float));
     ops()->rmsnorm(y, x, w, n, n_tok, eps);

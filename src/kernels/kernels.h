@@ -10,7 +10,8 @@
  * AVX-512 VNNI dot products and 512-bit batches, where the CPU has AVX512F,
  * BW, VL and VNNI) gives bitwise avx2's values for quantized weights and
  * sums float weights in 16 lanes, F16 and BF16 ones as BF16 products where
- * the CPU has AVX512_BF16 (kern_act_bf16); "neon" (neon.c,
+ * the CPU has AVX512_BF16 (kern_act_bf16), and takes the integer dots of
+ * prefill batches from AMX tiles where the CPU has AMX (kern_amx); "neon" (neon.c,
  * aarch64, the default there) does the same for Q8_0/Q4_0 weights and has
  * NEON F32/F16 dot products. The variant is chosen once, at the first call into this
  * module: the environment variable
@@ -126,6 +127,12 @@ int kern_act_block(ht_type t);
  * BF16 weights where the CPU has AVX512_BF16 (unless HEARTH_AVX512_BF16=0):
  * the golden tests' F16 fast tier. */
 bool kern_act_bf16(ht_type t);
+
+/* Whether the active variant's batches (prefill) take AMX tiles: avx512 on
+ * a CPU with AMX-TILE and AMX-INT8 whose OS grants the tile state, unless
+ * HEARTH_AMX=0 (avx512emu: HEARTH_AMX=1, emulated). The values do not
+ * change: a batch is bitwise what the other paths give. */
+bool kern_amx(void);
 
 /* out[i] = row `row` of W as F32 (n_cols floats): an embedding lookup. */
 void kern_get_row(const kern_mat *w, int64_t row, float *out);
@@ -255,6 +262,7 @@ typedef struct kern_ops {
                      int n_tok);
     int (*act_block)(ht_type t); /* NULL: 0 for every type */
     bool (*act_bf16)(ht_type t); /* NULL: false for every type */
+    bool (*amx)(void);           /* NULL: false */
     /* kern_get_row; NULL: the reference (dequantize_row). Bitwise the same. */
     void (*get_row)(const kern_mat *w, int64_t row, float *out);
     void (*rmsnorm)(float *y, const float *x, const float *w, int n, int n_tok, float eps);

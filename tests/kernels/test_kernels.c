@@ -98,6 +98,8 @@ static void test_matmul(void **state) {
         check_matmul_type(ktu_layouts[i].type, NULL, 5);
         check_matmul_type(ktu_layouts[i].type, pool, 5);
         check_matmul_type(ktu_layouts[i].type, pool, 1);
+        /* 16-token AMX groups and a remainder (avx512 where AMX is on) */
+        check_matmul_type(ktu_layouts[i].type, pool, 37);
     }
     tp_free(pool);
 }
