@@ -434,8 +434,9 @@ static int bench_model(const opts *o) {
         if (kern_act_bf16(HT_F16))
             printf("F16 / BF16 weights: BF16 products (AVX512_BF16; HEARTH_AVX512_BF16=0: F32)\n");
         if (kern_amx())
-            printf("batches of Q8_0, Q4_0, Q5_0, IQ4_NL weights: AMX tiles (HEARTH_AMX=0: "
-                   "AVX-512)\n");
+            printf("batches of Q8_0, Q4_0, Q5_0, IQ4_NL weights%s: AMX tiles (HEARTH_AMX=0: "
+                   "AVX-512)\n",
+                   kern_act_bf16(HT_F16) ? ", of F16 / BF16 as BF16" : "");
         if (copied && huge >= 0)
             printf("weights: copied into anonymous memory, %.0f%% in 2 MiB huge pages\n",
                    100 * huge);

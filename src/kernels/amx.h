@@ -5,11 +5,15 @@
  * every x86-64 machine and not only where the CPU has AMX.
  *
  * A tile is up to 16 rows of up to 64 bytes, shaped by a 64-byte
- * configuration (amx_cfg) loaded per thread before use. The one product in
- * use, tdpbsud C, A, B: C[m][n] (int32) += sum over k < colsb(A) of
+ * configuration (amx_cfg) loaded per thread before use. The products in
+ * use: tdpbsud C, A, B: C[m][n] (int32) += sum over k < colsb(A) of
  * A[m][k] (signed byte) * B[k / 4][4n + k % 4] (unsigned byte), wrapping
- * in 32 bits; the model computes exactly that, and checks the shapes as the
- * CPU does (a mismatch is a fault there, an abort here). Included by the
+ * in 32 bits, which the model computes exactly; tdpbf16ps: C[m][n] (F32)
+ * += the products of the BF16 pairs A[m][k], B[k][n] (dwords), which it
+ * computes as the SDM's pseudocode does (the real rounding of the sums may
+ * differ: tests hold both to error bounds, each to itself bitwise). The
+ * model checks the shapes as the CPU does (a mismatch is a fault there, an
+ * abort here). Included by the
  * kernel files after <immintrin.h>; they define AMX_ATTR (the functions'
  * target) where the real instructions are used. */
 #ifndef HEARTH_KERNELS_AMX_H
@@ -55,6 +59,22 @@ static bool amx_on(void) {
 #else
         on = 0;
 #endif
+#endif
+        __atomic_store_n(&use, on, __ATOMIC_RELAXED);
+    }
+    return on;
+}
+
+/* Whether F16 / BF16 weights take AMX BF16 tile products: amx_on() and the
+ * CPU has AMX-BF16 (CPUID leaf 7, EDX bit 22; emulated: always). */
+static inline bool amx_bf16_on(void) {
+    static int use = -1; /* threads racing here all compute the same value */
+    int on = __atomic_load_n(&use, __ATOMIC_RELAXED);
+    if (on < 0) {
+        on = amx_on();
+#ifndef HEARTH_VNNI_EMULATE
+        unsigned a, b, c, d;
+        on = on && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 22));
 #endif
         __atomic_store_n(&use, on, __ATOMIC_RELAXED);
     }
@@ -124,16 +144,50 @@ static inline void amx_emu_dpbsud(int c, int a, int b) {
         }
 }
 
+/* A BF16 value as F32, a denormal as zero of its sign (DAZ). */
+static inline float amx_emu_bf(const uint8_t *p) {
+    uint32_t u = (uint32_t)(p[0] | p[1] << 8) << 16;
+    if ((u & 0x7f800000u) == 0) u &= 0x80000000u;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* tdpbf16ps: C[m][n] (F32) += the pairs' products, each exact in F32, added
+ * one at a time (lower element first), to nearest even, a denormal sum
+ * flushed to zero (FTZ). */
+static inline void amx_emu_dpbf16ps(int c, int a, int b) {
+    amx_emu_tile *C = amx_emu_get(c), *A = amx_emu_get(a), *B = amx_emu_get(b);
+    if (A->rows != C->rows || A->colsb / 4 != B->rows || B->colsb != C->colsb)
+        amx_emu_fail("tdpbf16ps: the tiles' shapes do not match");
+    for (int m = 0; m < C->rows; m++)
+        for (int n = 0; n < C->colsb / 4; n++) {
+            float s;
+            memcpy(&s, &C->d[m][4 * n], 4);
+            for (int k = 0; k < A->colsb / 4; k++)
+                for (int e = 0; e < 2; e++) {
+                    volatile float p =
+                        amx_emu_bf(&A->d[m][4 * k + 2 * e]) * amx_emu_bf(&B->d[k][4 * n + 2 * e]);
+                    s = s + p;
+                    uint32_t u;
+                    memcpy(&u, &s, 4);
+                    if ((u & 0x7f800000u) == 0) u &= 0x80000000u, memcpy(&s, &u, 4);
+                }
+            memcpy(&C->d[m][4 * n], &s, 4);
+        }
+}
+
 static inline void amx_emu_release(void) {
     memset(amx_emu_t, 0, sizeof(amx_emu_t));
 }
 
-#define AMX_CFG(c)          amx_emu_cfg(c)
-#define AMX_LOAD(t, p, s)   amx_emu_load(t, p, s)
-#define AMX_STORE(t, p, s)  amx_emu_store(t, p, s)
-#define AMX_ZERO(t)         amx_emu_zero(t)
-#define AMX_DPBSUD(c, a, b) amx_emu_dpbsud(c, a, b)
-#define AMX_RELEASE()       amx_emu_release()
+#define AMX_CFG(c)            amx_emu_cfg(c)
+#define AMX_LOAD(t, p, s)     amx_emu_load(t, p, s)
+#define AMX_STORE(t, p, s)    amx_emu_store(t, p, s)
+#define AMX_ZERO(t)           amx_emu_zero(t)
+#define AMX_DPBSUD(c, a, b)   amx_emu_dpbsud(c, a, b)
+#define AMX_DPBF16PS(c, a, b) amx_emu_dpbf16ps(c, a, b)
+#define AMX_RELEASE()         amx_emu_release()
 
 #else
 
@@ -144,11 +198,12 @@ static inline void amx_emu_release(void) {
         __asm__ volatile("" ::: "memory");                                                         \
         _tile_loadconfig(c);                                                                       \
     } while (0)
-#define AMX_LOAD(t, p, s)   _tile_loadd(t, p, (long)(s))
-#define AMX_STORE(t, p, s)  _tile_stored(t, p, (long)(s))
-#define AMX_ZERO(t)         _tile_zero(t)
-#define AMX_DPBSUD(c, a, b) _tile_dpbsud(c, a, b)
-#define AMX_RELEASE()       _tile_release()
+#define AMX_LOAD(t, p, s)     _tile_loadd(t, p, (long)(s))
+#define AMX_STORE(t, p, s)    _tile_stored(t, p, (long)(s))
+#define AMX_ZERO(t)           _tile_zero(t)
+#define AMX_DPBSUD(c, a, b)   _tile_dpbsud(c, a, b)
+#define AMX_DPBF16PS(c, a, b) _tile_dpbf16ps(c, a, b)
+#define AMX_RELEASE()         _tile_release()
 
 #endif
 

@@ -1145,6 +1145,170 @@ AMX_TILE(amx_q8_0, K_Q8_0)
 AMX_TILE(amx_q4_0, K_Q4_0)
 AMX_TILE(amx_q5_0, K_Q5_0)
 AMX_TILE(amx_iq4_nl, K_IQ4_NL)
+
+/* ---- AMX BF16 products (F16, BF16 weights) ----------------------------- */
+
+/* Where amx_bf16_on() and BF16 products are on (bf_use), batches of AMF_MIN
+ * tokens or more of F16 / BF16 rows of a multiple of 32 columns are
+ * multiplied by tdpbf16ps: the weights and activations rounded to BF16 as
+ * for the vdpbf16ps tiles, each (row, token) value summed in one F32
+ * accumulator, pair after pair in column order, in a C tile across the
+ * whole row. A = 16 tokens' 32 values in place, B = 16 rows' pairs
+ * (converted and transposed once per tile into scratch); a tile's up to 4
+ * row groups of 16 run as independent C tiles. Fewer tokens (decode) and
+ * other row lengths take the vdpbf16ps tiles (bf_tile): tile products with
+ * one token ran at 60% of the bandwidth limit, against 95-99% there. So
+ * with AMX a token's value of these types in a batch is not bitwise its
+ * value alone: the same BF16 products, summed in another order (the one
+ * exception to the rule of avx2_q.c's header; test_avx2q holds the two to
+ * float rounding). */
+#define AMF_MIN 16
+#ifdef HEARTH_VNNI_EMULATE
+#define AMF_ATTR AVX2
+#else
+#define AMF_ATTR                                                                                   \
+    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16,"         \
+                          "amx-tile,amx-bf16")))
+#endif
+#define AMF_INLINE AMF_ATTR static inline __attribute__((always_inline))
+
+/* tiles: C for row groups 0..3, A, B (two, alternating) */
+#define AMF_C0 0
+#define AMF_C1 1
+#define AMF_C2 2
+#define AMF_C3 3
+#define AMF_A  4
+#define AMF_B0 5
+#define AMF_B1 6
+
+/* Scratch: 4 row groups x n / 32 steps x 1 KiB of weight pairs. */
+static size_t amf_scratch(int64_t n) {
+    const size_t steps = (size_t)(n / 32);
+    return steps * 4096 + 64;
+}
+
+/* The tiles for T tokens (1..16). Clears them. */
+AMF_INLINE void amf_config(int T) {
+    amx_cfg c;
+    memset(&c, 0, sizeof(c));
+    c.palette = 1;
+    for (int g = 0; g < 4; g++) c.rows[AMF_C0 + g] = (uint8_t)T, c.colsb[AMF_C0 + g] = 64;
+    c.rows[AMF_A] = (uint8_t)T, c.colsb[AMF_A] = 64;
+    for (int i = 0; i < 2; i++) c.rows[AMF_B0 + i] = 16, c.colsb[AMF_B0 + i] = 64;
+    AMX_CFG(&c);
+}
+
+/* 16 rows x 32 values from column c0 of rows r (row r at w + r * rb; rows
+ * from nrow on are zero) as BF16, 64 bytes per row, into dst. */
+AMF_INLINE void amf_rows_bf(const uint8_t *w, size_t rb, int nrow, int64_t c0, uint8_t *dst,
+                            const int fk) {
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; r++) {
+        __m512bh v;
+        if (r < nrow)
+            v = ld_wbh(w + (size_t)r * rb, c0, fk);
+        else
+            memset(&v, 0, sizeof(v));
+        memcpy(dst + 64 * r, &v, 64);
+    }
+}
+
+/* 16 rows of 16 dwords (64 bytes each, at src) -> B layout: dword k of row r
+ * to row k, dword r. */
+AMF_INLINE void amf_transpose16(const uint8_t *src, uint8_t *dst) {
+#pragma GCC unroll 2
+    for (int rh = 0; rh < 2; rh++)
+#pragma GCC unroll 2
+        for (int kh = 0; kh < 2; kh++) {
+            __m256i v[8], g[8];
+#pragma GCC unroll 8
+            for (int r = 0; r < 8; r++)
+                v[r] = _mm256_loadu_si256((const __m256i *)(src + 64 * (8 * rh + r) + 32 * kh));
+            avx2_r8_transpose(v, g);
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++)
+                _mm256_storeu_si256((__m256i *)(dst + 64 * (8 * kh + k) + 32 * rh), g[k]);
+        }
+}
+
+/* The C tiles of G row groups, stored 1 KiB apart. */
+#define AMF_STORE_G(G, p, stride)                                                                  \
+    do {                                                                                           \
+        AMX_STORE(AMF_C0, (p), (stride));                                                          \
+        if ((G) > 1) AMX_STORE(AMF_C1, (p) + 1024, (stride));                                      \
+        if ((G) > 2) AMX_STORE(AMF_C2, (p) + 2048, (stride));                                      \
+        if ((G) > 3) AMX_STORE(AMF_C3, (p) + 3072, (stride));                                      \
+    } while (0)
+
+/* Batches: nt >= 16 tokens (act: BF16 rows, stride as) x nr <= 64 rows. */
+AMF_INLINE void amf_batch(const uint8_t *w, size_t rb, int nr, const uint8_t *act, size_t as,
+                          int nt, int64_t n, float *y, size_t ldy, uint8_t *scratch, const int fk) {
+    const int64_t ns = n / 32;
+    const int G = (nr + 15) / 16;
+    uint8_t *u = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    _Alignas(64) uint8_t rows[1024];
+    _Alignas(64) float cb[4][16][16];
+    for (int g = 0; g < G; g++) /* weights: group g, step s at u + (g * ns + s) * 1024 */
+        for (int64_t s = 0; s < ns; s++) {
+            const int nrow = nr - 16 * g < 16 ? nr - 16 * g : 16;
+            amf_rows_bf(w + (size_t)(16 * g) * rb, rb, nrow, 32 * s, rows, fk);
+            amf_transpose16(rows, u + (size_t)(g * ns + s) * 1024);
+        }
+    int cfg = 0;
+    for (int t0 = 0; t0 < nt; t0 += 16) {
+        const int tn = nt - t0 < 16 ? nt - t0 : 16;
+        if (tn != cfg) amf_config(cfg = tn);
+        AMX_ZERO(AMF_C0);
+        AMX_ZERO(AMF_C1);
+        AMX_ZERO(AMF_C2);
+        AMX_ZERO(AMF_C3);
+        const uint8_t *at = act + (size_t)t0 * as;
+        for (int64_t s = 0; s < ns; s++) {
+            AMX_LOAD(AMF_A, at + 64 * s, as);
+            const uint8_t *us = u + (size_t)s * 1024;
+            const size_t gs = (size_t)ns * 1024;
+            AMX_LOAD(AMF_B0, us, 64);
+            AMX_DPBF16PS(AMF_C0, AMF_A, AMF_B0);
+            if (G > 1) {
+                AMX_LOAD(AMF_B1, us + gs, 64);
+                AMX_DPBF16PS(AMF_C1, AMF_A, AMF_B1);
+            }
+            if (G > 2) {
+                AMX_LOAD(AMF_B0, us + 2 * gs, 64);
+                AMX_DPBF16PS(AMF_C2, AMF_A, AMF_B0);
+            }
+            if (G > 3) {
+                AMX_LOAD(AMF_B1, us + 3 * gs, 64);
+                AMX_DPBF16PS(AMF_C3, AMF_A, AMF_B1);
+            }
+        }
+        AMF_STORE_G(G, (uint8_t *)cb, 64);
+        for (int g = 0; g < G; g++) {
+            const int gn = nr - 16 * g < 16 ? nr - 16 * g : 16;
+            for (int t = 0; t < tn; t++)
+                memcpy(y + (size_t)(t0 + t) * ldy + 16 * g, cb[g][t], sizeof(float) * (size_t)gn);
+        }
+    }
+}
+
+/* F16 / BF16 tiles where amx_bf16_on(): rows of other lengths as bf_tile. */
+#define AMF_TILE(name, fk)                                                                         \
+    AMF_ATTR static void name(const uint8_t *w, size_t rb, int nr, const uint8_t *act, size_t as,  \
+                              int nt, int64_t n, float *y, size_t ldy, uint8_t *scratch) {         \
+        if (nt < AMF_MIN || n % 32 || !scratch) {                                                  \
+            bf_tile(w, rb, nr, act, as, nt, n, y, ldy, scratch, fk);                               \
+            return;                                                                                \
+        }                                                                                          \
+        amf_batch(w, rb, nr, act, as, nt, n, y, ldy, scratch, fk);                                 \
+        AMX_RELEASE();                                                                             \
+    }
+AMF_TILE(tile_f16_amx, W_F16)
+AMF_TILE(tile_bf16_amx, W_BF16)
+
+static size_t amf_f_scratch(int64_t n) {
+    const size_t a = amf_scratch(n), b = bf_scratch(n);
+    return a > b ? a : b;
+}
 #else
 #define q0_scratch q_scratch
 #endif
@@ -1236,6 +1400,10 @@ static const avx2_type type_f16_bf = {&act_bf16_fmt, tile_f16_bf, MAX_ROWS,
                                       MAX_TOKENS,    bf_scratch,  deq_f16};
 static const avx2_type type_bf16_bf = {&act_bf16_fmt, tile_bf16_bf, MAX_ROWS,
                                        MAX_TOKENS,    bf_scratch,   NULL};
+static const avx2_type type_f16_amx = {&act_bf16_fmt, tile_f16_amx,  MAX_ROWS,
+                                       MAX_TOKENS,    amf_f_scratch, deq_f16};
+static const avx2_type type_bf16_amx = {&act_bf16_fmt, tile_bf16_amx, MAX_ROWS,
+                                        MAX_TOKENS,    amf_f_scratch, NULL};
 #endif
 static const avx2_type type_q8_0 = {&act_q8_fmt, tile_q8_0,  MAX_ROWS,
                                     MAX_TOKENS,  q0_scratch, deq_q8_0};
@@ -1252,9 +1420,9 @@ const avx2_type *Q_TYPE_OF(ht_type t) {
         return &type_f32;
 #ifdef Q_AVX512
     case HT_F16:
-        return bf_use() ? &type_f16_bf : &type_f16;
+        return !bf_use() ? &type_f16 : amx_bf16_on() ? &type_f16_amx : &type_f16_bf;
     case HT_BF16:
-        return bf_use() ? &type_bf16_bf : &type_bf16;
+        return !bf_use() ? &type_bf16 : amx_bf16_on() ? &type_bf16_amx : &type_bf16_bf;
 #else
     case HT_F16:
         return &type_f16;

@@ -130,8 +130,12 @@ bool kern_act_bf16(ht_type t);
 
 /* Whether the active variant's batches (prefill) take AMX tiles: avx512 on
  * a CPU with AMX-TILE and AMX-INT8 whose OS grants the tile state, unless
- * HEARTH_AMX=0 (avx512emu: HEARTH_AMX=1, emulated). The values do not
- * change: a batch is bitwise what the other paths give. */
+ * HEARTH_AMX=0 (avx512emu: HEARTH_AMX=1, emulated). Quantized weights'
+ * values do not change (a batch is bitwise what the other paths give);
+ * F16 / BF16 weights' BF16 products (kern_act_bf16), where the CPU also has
+ * AMX-BF16, are summed in another order in batches of 16 tokens or more:
+ * there a token's value in a batch is its value alone to float rounding,
+ * not bitwise. */
 bool kern_amx(void);
 
 /* out[i] = row `row` of W as F32 (n_cols floats): an embedding lookup. */
