@@ -37,48 +37,43 @@ typedef struct amx_cfg {
 } amx_cfg;
 _Static_assert(sizeof(amx_cfg) == 64, "the tile configuration is 64 bytes");
 
-/* Whether batches take AMX tiles, read once. Real: the CPU has AMX-TILE
- * and AMX-INT8 (CPUID leaf 7, EDX bits 24, 25), Linux grants this process
- * the tile state (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), and
- * HEARTH_AMX is not "0". Emulated: only with HEARTH_AMX=1, so that the
- * emulated variant's other batch paths stay tested by default. */
-static bool amx_on(void) {
-    static int use = -1; /* threads racing here all compute the same value */
-    int on = __atomic_load_n(&use, __ATOMIC_RELAXED);
-    if (on < 0) {
+/* What batches take from AMX, read once: bit 0, integer tile products:
+ * real, the CPU has AMX-TILE and AMX-INT8 (CPUID leaf 7, EDX bits 24, 25),
+ * Linux grants this process the tile state (arch_prctl ARCH_REQ_XCOMP_PERM,
+ * XFEATURE_XTILEDATA), and HEARTH_AMX is not "0"; emulated, only with
+ * HEARTH_AMX=1, so that the emulated variant's other batch paths stay
+ * tested by default. Bit 1, BF16 tile products: bit 0 and the CPU has
+ * AMX-BF16 (EDX bit 22; emulated: always). */
+static int amx_state(void) {
+    static int state = -1; /* threads racing here all compute the same value */
+    int st = __atomic_load_n(&state, __ATOMIC_RELAXED);
+    if (st < 0) {
         const char *env = getenv("HEARTH_AMX");
 #ifdef HEARTH_VNNI_EMULATE
-        on = env && !strcmp(env, "1");
+        st = env && !strcmp(env, "1") ? 3 : 0;
 #else
         unsigned a, b, c, d;
-        on = !(env && !strcmp(env, "0")) && __get_cpuid_count(7, 0, &a, &b, &c, &d) &&
-             (d & (1u << 24)) && (d & (1u << 25));
+        const bool cpu = !(env && !strcmp(env, "0")) && __get_cpuid_count(7, 0, &a, &b, &c, &d) &&
+                         (d & (1u << 24)) && (d & (1u << 25));
 #ifdef __linux__
-        on = on && syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */,
-                           18 /* XFEATURE_XTILEDATA */) == 0;
+        const bool os = cpu && syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */,
+                                       18 /* XFEATURE_XTILEDATA */) == 0;
 #else
-        on = 0;
+        const bool os = false;
 #endif
+        st = os ? 1 | ((d >> 22 & 1u) << 1) : 0;
 #endif
-        __atomic_store_n(&use, on, __ATOMIC_RELAXED);
+        __atomic_store_n(&state, st, __ATOMIC_RELAXED);
     }
-    return on;
+    return st;
 }
 
-/* Whether F16 / BF16 weights take AMX BF16 tile products: amx_on() and the
- * CPU has AMX-BF16 (CPUID leaf 7, EDX bit 22; emulated: always). */
+static inline bool amx_on(void) {
+    return amx_state() & 1;
+}
+
 static inline bool amx_bf16_on(void) {
-    static int use = -1; /* threads racing here all compute the same value */
-    int on = __atomic_load_n(&use, __ATOMIC_RELAXED);
-    if (on < 0) {
-        on = amx_on();
-#ifndef HEARTH_VNNI_EMULATE
-        unsigned a, b, c, d;
-        on = on && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 22));
-#endif
-        __atomic_store_n(&use, on, __ATOMIC_RELAXED);
-    }
-    return on;
+    return amx_state() & 2;
 }
 
 #ifdef HEARTH_VNNI_EMULATE
