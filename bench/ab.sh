@@ -104,7 +104,7 @@ for label in labels:
             return f"{statistics.median(v):.1f} ({min(v):.1f}-{max(v):.1f})" if v else "-"
         pct = statistics.median(j["pct_of_bandwidth"] for j in runs)
         bw = statistics.median(j["bandwidth"]["gbs"] for j in runs)
-        kern = runs[0]["kernels"] + (" bf16" if runs[0].get("bf16_products") else "")
+        kern = runs[0]["kernels"] + (" bf16" if runs[0].get("bf16_products") else "") + (" amx" if runs[0].get("amx") else "")
         pages = runs[0]["bandwidth"]["pages"]
         print(f"| {label} | {cfg} | {kern} | {med('pp')} | {med('tg')} | {pct:.0f}% | "
               f"{bw:.1f} {pages} | {len(runs)} |")

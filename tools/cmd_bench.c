@@ -360,6 +360,7 @@ static int bench_model(const opts *o) {
         json_object_set_new(js, "n_threads", json_integer(model_n_threads(m)));
         json_object_set_new(js, "kernels", json_string(kern_name()));
         json_object_set_new(js, "bf16_products", json_boolean(kern_act_bf16(HT_F16)));
+        json_object_set_new(js, "amx", json_boolean(kern_amx()));
         uint64_t rb = 0;
         const int nr = model_weights_repacked(m, &rb);
         json_object_set_new(js, "repacked",
